@@ -1,0 +1,421 @@
+"""Typed configuration: presets (YAML) + dotted command-line overrides.
+
+A run is fully described by one :class:`Config`. Presets live in
+``marketjepa/presets/<name>.yaml`` and only list what differs from the defaults
+below; ``--set section.key=value`` overrides are parsed as YAML scalars, so
+``--set model.d_model=128`` gives an int and ``--set synth.signal=0`` a float.
+Unknown keys and wrong types raise :class:`ConfigError` naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PRESETS = ("tiny", "cpu", "seed", "gpu")
+
+ALL_FEATURES = [
+    "ret_1",
+    "ret_5",
+    "ret_15",
+    "ret_30",
+    "rv_10",
+    "rv_30",
+    "hl_range",
+    "vwap_dev",
+    "volume_z",
+    "gap",
+    "ret_open",
+    "rsi_14",
+    "bb_pos",
+    "iv_atm",
+    "iv_change_5",
+    "skew_25d",
+    "term_slope",
+    "iv_rv_spread",
+    "put_call_volume",
+    "option_volume_z",
+    "tod_sin",
+    "tod_cos",
+    "minutes_to_close",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SynthConfig(_Section):
+    """The embedded synthetic SPY + options market (DESIGN §2.0)."""
+
+    start: date = date(2021, 12, 1)
+    end: date = date(2025, 11, 1)
+    seed: int = 0
+    ticker: str = "SPY"
+    initial_price: float = Field(460.0, gt=0)
+    # Strength of the planted regime signal; 0 gives a martingale null market.
+    signal: float = Field(1.0, ge=0)
+    n_regimes: int = Field(3, ge=2)
+    # Mean regime duration in minutes (persistence of the hidden Markov chain).
+    regime_mean_minutes: float = Field(90.0, gt=1)
+    # Annualized drift shift per unit signal in the up/down regimes.
+    regime_drift_annual: float = 1.5
+    # How strongly each bar's observables reflect the regime (per unit signal).
+    evidence_strength: float = 0.25
+    annual_vol: float = Field(0.16, gt=0)
+    premarket_minutes: int = Field(30, ge=0)
+    postmarket_minutes: int = Field(30, ge=0)
+    options: bool = True
+    # Strikes either side of ATM in the synthetic chain, $1 apart.
+    strikes_each_side: int = Field(6, ge=1)
+    out_dir: str = "data/raw/synthetic"
+
+
+class ColumnMapping(_Section):
+    """Column names of a user's table (``format: table``)."""
+
+    timestamp: str = "window_start"
+    # 'ns', 'us', 'ms', 's' for integer epochs; 'datetime' for parsed timestamps/strings.
+    timestamp_unit: Literal["ns", "us", "ms", "s", "datetime"] = "ns"
+    # Timezone of naive timestamps (epochs are always UTC).
+    timezone: str = "America/New_York"
+    ticker: str | None = "ticker"
+    open: str = "open"
+    high: str = "high"
+    low: str = "low"
+    close: str = "close"
+    volume: str = "volume"
+    transactions: str | None = "transactions"
+
+
+class DataConfig(_Section):
+    """Where raw bars come from and where prepared data is cached."""
+
+    source: Literal["synthetic", "files"] = "synthetic"
+    ticker: str = "SPY"
+    # Globs relative to the working directory (or absolute). With source=synthetic they
+    # default to the synth output folder.
+    stock_files: str | None = None
+    option_files: str | None = None
+    # Optional per-minute option summary (timestamp + iv_atm_near, iv_atm_far, iv_put_25d,
+    # iv_call_25d, call_volume, put_volume) instead of option bars.
+    option_summary_file: str | None = None
+    format: Literal["polygon", "table"] = "polygon"
+    columns: ColumnMapping = ColumnMapping()
+    calendar: str = "XNYS"
+    prepared_dir: str = "data/prepared"
+    risk_free_rate: float = 0.04
+    dividend_yield: float = 0.013
+    # Forward-fill option features at most this many minutes, then mask (DESIGN §2.1).
+    max_option_staleness_minutes: int = Field(5, ge=0)
+    # Isolated missing regular-session minutes up to this run length are filled with a
+    # flat zero-volume bar at the previous close; longer gaps are an error.
+    max_fill_gap_minutes: int = Field(5, ge=0)
+
+
+class FeatureConfig(_Section):
+    names: list[str] = Field(default_factory=lambda: list(ALL_FEATURES))
+    normalizer: Literal["robust", "standard"] = "robust"
+    clip_z: float = Field(5.0, gt=0)
+    volume_z_sessions: int = Field(20, ge=2)
+
+
+class LabelConfig(_Section):
+    kind: Literal["threshold", "triple_barrier"] = "threshold"
+    horizon: int = Field(30, ge=1)
+    # Fraction of training bars labelled BUY_CALL and BUY_PUT each (seed: ~8% each).
+    target_rate_each_side: float = Field(0.08, gt=0, lt=0.5)
+    vol_lookback: int = Field(60, ge=2)
+
+
+class SplitConfig(_Section):
+    train: float = Field(0.70, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+    embargo_days: int = Field(1, ge=0)
+    walk_forward_folds: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split.train + split.val + split.test must be 1.0, got {total:.4f}")
+        return self
+
+
+class WindowConfig(_Section):
+    patch_len: int = Field(30, ge=1)
+    context_patches: int = Field(30, ge=1)
+    gap_patches: int = Field(0, ge=0)
+    target_patches: int = Field(30, ge=1)
+    # Take every `stride`-th valid window start (cheap presets).
+    stride: int = Field(1, ge=1)
+
+
+class ModelConfig(_Section):
+    d_model: int = Field(256, ge=4)
+    n_heads: int = Field(8, ge=1)
+    n_layers: int = Field(6, ge=1)
+    ff_dim: int = Field(2048, ge=4)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    positions: Literal["learned", "rotary"] = "learned"
+    pooling: Literal["last", "mean"] = "last"
+    revin: bool = False
+    predictor_d_model: int = Field(128, ge=4)
+    predictor_layers: int = Field(2, ge=1)
+    predictor_heads: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelConfig:
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"model.d_model={self.d_model} not divisible by model.n_heads={self.n_heads}"
+            )
+        if self.predictor_d_model % self.predictor_heads:
+            raise ValueError(
+                f"model.predictor_d_model={self.predictor_d_model} not divisible by "
+                f"model.predictor_heads={self.predictor_heads}"
+            )
+        return self
+
+
+class LossConfig(_Section):
+    lambda_sigreg: float = Field(0.1, ge=0)
+    # additive: pred + λ·SIGReg (seed); lejepa: (1-λ)·pred + λ·SIGReg (needs λ ≤ 1).
+    convention: Literal["additive", "lejepa"] = "additive"
+    num_slices: int = Field(256, ge=1)
+    num_knots: int = Field(17, ge=3)
+    t_max: float = Field(3.0, gt=0)
+    sigreg_on: Literal["pooled", "tokens", "both"] = "pooled"
+    ema: bool = True
+    ema_momentum: float = Field(0.996, ge=0, lt=1)
+    # Predict every target patch (each a horizon) vs only the pooled target embedding.
+    multi_horizon: bool = True
+    aux_reconstruction: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _lejepa_lambda(self) -> LossConfig:
+        if self.convention == "lejepa" and self.lambda_sigreg > 1:
+            raise ValueError("loss.lambda_sigreg must be <= 1 with loss.convention=lejepa")
+        return self
+
+
+class WatchdogConfig(_Section):
+    enabled: bool = True
+    min_rankme_ratio: float = Field(0.05, ge=0, le=1)
+    min_normalized_variance: float = Field(0.05, ge=0)
+    patience_epochs: int = Field(2, ge=1)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(2048, ge=2)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_frac: float = Field(0.05, ge=0, lt=1)
+    min_lr_frac: float = Field(0.1, ge=0, le=1)
+    grad_clip: float = Field(1.0, ge=0)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = False
+    bf16: bool = True
+    # Cap steps per epoch (0 = a full pass over the training windows).
+    max_steps_per_epoch: int = Field(0, ge=0)
+    # Cap validation windows scored per epoch (0 = all).
+    max_val_windows: int = Field(4096, ge=0)
+    watchdog: WatchdogConfig = WatchdogConfig()
+
+
+class EvalConfig(_Section):
+    # Verdict thresholds on scale-invariant measures (DESIGN §4).
+    healthy_rankme_ratio: float = 0.25
+    collapsed_rankme_ratio: float = 0.05
+    healthy_normalized_variance: float = 0.5
+    collapsed_normalized_variance: float = 0.05
+    dead_dim_share: float = 1e-3
+    bootstrap_samples: int = Field(500, ge=10)
+    bootstrap_block_days: int = Field(5, ge=1)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    probe_c_grid: list[float] = Field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0, 10.0])
+    ridge_alpha_grid: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1000.0])
+    # Subsample windows for probes (0 = all) to keep CPU presets fast.
+    max_probe_windows: int = Field(20000, ge=0)
+    supervised_epochs: int = Field(5, ge=1)
+    seed: int = 0
+
+
+class PolicyConfig(_Section):
+    kind: Literal["classifier", "regression"] = "classifier"
+    head: Literal["logistic", "mlp"] = "logistic"
+    threshold_objective: Literal["pnl", "trade_rate"] = "pnl"
+    target_trade_rate: float = Field(0.16, gt=0, lt=1)
+    mlp_hidden: int = Field(64, ge=1)
+    seed: int = 0
+
+
+class BacktestConfig(_Section):
+    pricing: Literal["surface", "bars"] = "surface"
+    dte: Literal[0, 1, 7] = 0
+    hold_bars: int = Field(30, ge=1)
+    stop_loss: float | None = Field(None, gt=0, description="fraction of premium, e.g. 0.5")
+    take_profit: float | None = Field(None, gt=0)
+    max_staleness_minutes: int = Field(5, ge=0)
+    half_spread_abs: float = Field(0.02, ge=0)
+    half_spread_pct: float = Field(0.0, ge=0)
+    commission_per_contract: float = Field(0.65, ge=0)
+    fees_per_contract: float = Field(0.02, ge=0)
+    slippage_abs: float = Field(0.0, ge=0)
+    contracts: int = Field(1, ge=1)
+    # If set, size each trade to this fraction of equity instead of a fixed contract count.
+    equity_fraction: float | None = Field(None, gt=0, le=1)
+    initial_capital: float = Field(10_000.0, gt=0)
+    max_positions: int = Field(1, ge=1)
+    # IV proxy for surface mode when no options data: trailing RV × ratio, plus skew.
+    iv_rv_ratio: float = Field(1.2, gt=0)
+    iv_skew_per_moneyness: float = Field(-1.5)
+    random_baseline_seeds: int = Field(20, ge=1)
+
+
+class Config(_Section):
+    name: str = "run"
+    preset: str = "default"
+    runs_dir: str = "runs"
+    synth: SynthConfig = SynthConfig()
+    data: DataConfig = DataConfig()
+    features: FeatureConfig = FeatureConfig()
+    labels: LabelConfig = LabelConfig()
+    split: SplitConfig = SplitConfig()
+    windows: WindowConfig = WindowConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    policy: PolicyConfig = PolicyConfig()
+    backtest: BacktestConfig = BacktestConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable short hash of the given sections (cache key for stage outputs)."""
+        payload = {s: self.to_dict()[s] for s in sections}
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}'")
+        else:
+            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    if name == "default":
+        return {}
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    text = resources.files("marketjepa.presets").joinpath(f"{name}.yaml").read_text()
+    data = yaml.safe_load(text) or {}
+    data["preset"] = name
+    return data
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``section.key=value``; the value is read as a YAML scalar/list."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like section.key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{item}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{key}': cannot parse value {raw!r}: {exc}") from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = json.loads(json.dumps(data, default=str))
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+            node = nxt
+        node[path[-1]] = value
+    return out
+
+
+def build_config(data: dict[str, Any], origin: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def load_config(
+    preset: str = "cpu",
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Preset ← YAML file ← dotted overrides, validated into a :class:`Config`."""
+    data = preset_dict(preset)
+    origin = f"preset {preset}"
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections")
+        data = _deep_merge(data, loaded)
+        origin += f" + {path}"
+    if overrides:
+        data = apply_overrides(data, overrides)
+        origin += " + --set overrides"
+    return build_config(data, origin)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(cfg.to_yaml())
+
+
+def read_config(path: str | Path) -> Config:
+    """Load a resolved config.yaml written by :func:`save_config`."""
+    p = Path(path)
+    return build_config(yaml.safe_load(p.read_text()) or {}, str(p))

@@ -1,0 +1,1 @@
+"""Data layer: synthetic market, ingest, calendar, features, labels, splits, windows."""

@@ -1,0 +1,1 @@
+"""Embedding diagnostics, probes, baselines and bootstrap confidence intervals."""

@@ -1,0 +1,1 @@
+"""Models: patch embedding, transformer encoder, predictor, SIGReg, LeJEPA."""

@@ -1,0 +1,1 @@
+"""Seed-format report (markdown + self-contained HTML) with computed verdicts."""

@@ -1,0 +1,1 @@
+"""Entry policy, options backtester, costs and performance metrics."""

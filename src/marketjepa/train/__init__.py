@@ -1,0 +1,1 @@
+"""Pretraining loop, checkpoints, collapse watchdog, DDP."""
