@@ -1,0 +1,65 @@
+"""NYSE trading calendar (holidays, 13:00 early closes, DST) from exchange_calendars.
+
+A 1-minute bar belongs to the regular session when its start ``window_start`` lies in
+``[open, close)``; a full session has 390 bars, a half day 210.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from marketjepa.errors import MarketJepaError
+
+NS_PER_MINUTE = 60_000_000_000
+EXCHANGE_TZ = "America/New_York"
+
+
+@lru_cache(maxsize=8)
+def _calendar(name: str):
+    try:
+        return xcals.get_calendar(name, start="2000-01-01")
+    except Exception as exc:  # exchange_calendars raises several types for bad names
+        raise MarketJepaError(f"unknown exchange calendar '{name}': {exc}") from None
+
+
+def trading_sessions(start: date, end: date, calendar: str = "XNYS") -> pl.DataFrame:
+    """Sessions in ``[start, end]``: ``session`` (date), ``open_ns``/``close_ns`` (UTC ns),
+    ``session_minutes`` (390, or 210 on early-close days) and ``early_close``."""
+    if end < start:
+        raise MarketJepaError(f"calendar range is empty: end {end} is before start {start}")
+    cal = _calendar(calendar)
+    sched = cal.schedule.loc[pd.Timestamp(start) : pd.Timestamp(end)]
+    opens = sched["open"].astype("int64").to_numpy()
+    closes = sched["close"].astype("int64").to_numpy()
+    minutes = ((closes - opens) // NS_PER_MINUTE).astype(np.int16)
+    return pl.DataFrame(
+        {
+            "session": [d.date() for d in sched.index],
+            "open_ns": opens,
+            "close_ns": closes,
+            "session_minutes": minutes,
+            "early_close": minutes < 390,
+        }
+    )
+
+
+def session_of(ts_ns: np.ndarray, sessions: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """For each bar start (UTC ns) return (session index or -1, minute since the open).
+
+    Vectorized with ``searchsorted``; bars outside every regular session get -1.
+    """
+    ts_ns = np.asarray(ts_ns, dtype=np.int64)
+    opens = sessions["open_ns"].to_numpy()
+    closes = sessions["close_ns"].to_numpy()
+    idx = np.searchsorted(opens, ts_ns, side="right") - 1
+    ok = idx >= 0
+    safe = np.where(ok, idx, 0)
+    ok &= ts_ns < closes[safe]
+    minute = np.where(ok, (ts_ns - opens[safe]) // NS_PER_MINUTE, -1)
+    return np.where(ok, idx, -1), minute
