@@ -70,7 +70,9 @@ def synth(
     preset: PresetOpt = "cpu",
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default synth.out_dir).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default <synth.out_dir>/<synth hash>).")
+    ] = None,
 ) -> None:
     """Generate the embedded synthetic SPY + options market (raw Polygon-style files).
 
@@ -78,10 +80,10 @@ def synth(
     and its Bayes-filter posterior under truth/ (used only for oracles).
     """
     from marketjepa.data.synthetic import generate_market
+    from marketjepa.paths import synthetic_dir
 
     cfg = _config(preset, config, set_)
-    out_dir = Path(out or cfg.synth.out_dir)
-    generate_market(cfg.synth, out_dir)
+    generate_market(cfg.synth, Path(out) if out else synthetic_dir(cfg))
 
 
 @app.command()
@@ -114,6 +116,188 @@ def inspect_data(
 
     cfg = _config(preset, config, set_)
     console.print(inspect_raw(cfg))
+
+
+def _load_run(run_dir: Path, overrides: list[str] | None) -> Config:
+    from marketjepa.config import apply_overrides, build_config, save_config
+
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        raise MarketJepaError(
+            f"{run_dir}: not a run directory (no config.yaml); run `marketjepa run` first"
+        )
+    cfg = read_run_config(run_dir)
+    if overrides:
+        cfg = build_config(apply_overrides(cfg.to_dict(), overrides), f"{path} + --set overrides")
+        save_config(cfg, path)
+    return cfg
+
+
+def read_run_config(run_dir: Path) -> Config:
+    from marketjepa.config import read_config
+
+    return read_config(run_dir / "config.yaml")
+
+
+def _stage(stage: str, run_dir: Path, overrides: list[str] | None) -> None:
+    from marketjepa.pipeline import _stage_functions, ensure_prepared, mark_stage
+
+    cfg = _load_run(run_dir, overrides)
+    prep = ensure_prepared(cfg)
+    import time
+
+    t0 = time.perf_counter()
+    _stage_functions()[stage](cfg, prep, run_dir)
+    mark_stage(cfg, run_dir, stage, time.perf_counter() - t0)
+
+
+@app.command()
+@_guard
+def pretrain(
+    preset: PresetOpt = "cpu",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", help="Existing or new run directory (default: a new one)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a killed run from last.pt.")
+    ] = False,
+) -> None:
+    """Pretrain the LeJEPA encoder (prepares data first if needed).
+
+    Writes metrics.csv, tb/, checkpoints/{last,best}.pt and pretrain.json. The collapse
+    watchdog stops training early when scale-invariant diagnostics say collapsed. Works
+    single-process and under `torchrun --nproc_per_node N` (DDP).
+    """
+    from marketjepa.artifacts import init_run_dir, new_run_dir
+    from marketjepa.pipeline import ensure_prepared, ensure_synthetic, mark_stage
+    from marketjepa.train.pretrain import pretrain as run_pretrain
+
+    if resume and run_dir is not None and (run_dir / "config.yaml").exists():
+        cfg = _load_run(run_dir, set_)
+    else:
+        cfg = _config(preset, config, set_)
+    if cfg.data.source == "synthetic":
+        ensure_synthetic(cfg)
+    prep = ensure_prepared(cfg)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg)
+    elif not (run_dir / "config.yaml").exists():
+        init_run_dir(run_dir, cfg)
+    import time
+
+    t0 = time.perf_counter()
+    run_pretrain(cfg, prep, run_dir, resume=resume)
+    mark_stage(cfg, run_dir, "pretrain", time.perf_counter() - t0)
+
+
+@app.command()
+@_guard
+def diagnose(run_dir: RunDirArg, set_: SetOpt = None) -> None:
+    """Embed train/val/test windows with the best checkpoint and diagnose collapse.
+
+    Writes embeddings/*.npz and diagnostics.json with a HEALTHY / PARTIAL / COLLAPSED
+    verdict from scale-invariant measures (RankMe / d, normalized variance).
+    """
+    _stage("diagnose", run_dir, set_)
+
+
+@app.command()
+@_guard
+def probe(run_dir: RunDirArg, set_: SetOpt = None) -> None:
+    """Linear probes for LeJEPA vs baselines (majority, raw window, random-init,
+    supervised, HAR-RV, oracle) with block-bootstrap 95% CIs. Writes probes.json."""
+    _stage("probe", run_dir, set_)
+
+
+@app.command()
+@_guard
+def policy(run_dir: RunDirArg, set_: SetOpt = None) -> None:
+    """Train the entry policy on frozen representations; thresholds chosen on validation days."""
+    _stage("policy", run_dir, set_)
+
+
+@app.command()
+@_guard
+def backtest(run_dir: RunDirArg, set_: SetOpt = None) -> None:
+    """Backtest the policies' option trades on test days with costs; PSR, DSR, attribution."""
+    _stage("backtest", run_dir, set_)
+
+
+@app.command()
+@_guard
+def report(run_dir: RunDirArg) -> None:
+    """Write report.md and report.html (with plots) for a run."""
+    from marketjepa.report.build import build_report
+
+    path = build_report(run_dir)
+    console.print(f"report: {path}")
+
+
+@app.command()
+@_guard
+def run(
+    preset: PresetOpt = "cpu",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="Redo this stage and everything after it.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run directory to use.")] = None,
+) -> None:
+    """Run the whole pipeline: synth/ingest → prepare → pretrain → diagnose → probe →
+    policy → backtest → report. Stages whose outputs exist for the same config are skipped."""
+    from marketjepa.pipeline import run_pipeline
+
+    cfg = _config(preset, config, set_)
+    out = run_pipeline(cfg, run_dir=run_dir, force=force, from_stage=from_stage, until=until)
+    if (out / "report.md").exists():
+        from marketjepa.report.build import headline
+        from marketjepa.report.collect import collect_run
+
+        for line in headline(collect_run(out)):
+            console.print(line)
+        console.print(f"report: [bold]{out / 'report.md'}[/] and [bold]{out / 'report.html'}[/]")
+
+
+@app.command()
+@_guard
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories.")],
+) -> None:
+    """Print key numbers of several runs side by side (config differences first)."""
+    from marketjepa.compare import compare_runs
+
+    console.print(compare_runs(run_dirs))
+
+
+@app.command()
+@_guard
+def experiment(
+    name: Annotated[
+        str, typer.Argument(help="Experiment: 'collapse' (seed-like vs recommended settings).")
+    ],
+    preset: PresetOpt = "cpu",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/experiments"),
+) -> None:
+    """Rerunnable experiments. 'collapse' trains seed-like settings (λ=0.1, EMA 0.996, no gap)
+    against the recommended ones on the same data and tabulates variance, RankMe and SIGReg."""
+    if name != "collapse":
+        raise MarketJepaError(f"unknown experiment {name!r}; available: collapse")
+    from marketjepa.pipeline import ensure_prepared, ensure_synthetic
+    from marketjepa.train.experiment import run_collapse_experiment
+
+    cfg = _config(preset, config, set_)
+    if cfg.data.source == "synthetic":
+        ensure_synthetic(cfg)
+    prep = ensure_prepared(cfg)
+    console.print(run_collapse_experiment(cfg, prep, out))
 
 
 def main() -> None:  # pragma: no cover - console entry point

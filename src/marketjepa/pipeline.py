@@ -1,0 +1,177 @@
+"""`marketjepa run`: chain the stages, skipping those whose outputs exist for the same config.
+
+Each stage of a run records in ``stages.json`` the hash of every config section it
+depends on (cumulatively: a stage's hash covers all upstream sections too). A stage is
+skipped when its recorded hash equals the current one and its main output exists;
+``force`` recomputes everything, ``from_stage`` recomputes that stage and all after it.
+Raw synthetic data and prepared datasets are cached outside the run, by their own hash.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from marketjepa.artifacts import init_run_dir, new_run_dir, read_json, write_json
+from marketjepa.config import Config, read_config
+from marketjepa.console import console, stage_line
+from marketjepa.errors import MarketJepaError
+from marketjepa.paths import prepared_dir, prepared_hash, synthetic_dir
+
+STAGES = ["synth", "prepare", "pretrain", "diagnose", "probe", "policy", "backtest", "report"]
+RUN_STAGES = STAGES[2:]
+
+# Config sections each run stage adds to its upstream dependencies.
+STAGE_SECTIONS: dict[str, list[str]] = {
+    "pretrain": ["windows", "model", "loss", "train"],
+    "diagnose": ["eval"],
+    "probe": [],
+    "policy": ["policy", "backtest"],
+    "backtest": [],
+    "report": [],
+}
+
+# The file whose presence means a stage finished.
+STAGE_OUTPUT: dict[str, str] = {
+    "pretrain": "pretrain.json",
+    "diagnose": "diagnostics.json",
+    "probe": "probes.json",
+    "policy": "policy/policy.json",
+    "backtest": "backtest/metrics.json",
+    "report": "report.md",
+}
+
+
+def stage_hash(cfg: Config, stage: str) -> str:
+    """Cumulative hash: prepared-data hash + every section up to and including ``stage``."""
+    sections: list[str] = []
+    for s in RUN_STAGES[: RUN_STAGES.index(stage) + 1]:
+        sections += STAGE_SECTIONS[s]
+    return f"{prepared_hash(cfg)}:{cfg.section_hash(*sections)}" if sections else prepared_hash(cfg)
+
+
+def _stages_file(run_dir: Path) -> Path:
+    return run_dir / "stages.json"
+
+
+def stage_done(cfg: Config, run_dir: Path, stage: str) -> bool:
+    path = _stages_file(run_dir)
+    if not path.exists():
+        return False
+    record = read_json(path).get(stage)
+    return (
+        record is not None
+        and record.get("hash") == stage_hash(cfg, stage)
+        and (run_dir / STAGE_OUTPUT[stage]).exists()
+    )
+
+
+def mark_stage(cfg: Config, run_dir: Path, stage: str, seconds: float) -> None:
+    path = _stages_file(run_dir)
+    records = read_json(path) if path.exists() else {}
+    records[stage] = {
+        "hash": stage_hash(cfg, stage),
+        "finished": datetime.now().isoformat(timespec="seconds"),
+        "seconds": round(seconds, 2),
+    }
+    write_json(path, records)
+
+
+def find_run(cfg: Config) -> Path | None:
+    """Latest run directory in ``cfg.runs_dir`` whose resolved config equals ``cfg``."""
+    root = Path(cfg.runs_dir)
+    if not root.exists():
+        return None
+    for run in sorted(root.iterdir(), reverse=True):
+        path = run / "config.yaml"
+        if not path.exists():
+            continue
+        try:
+            if read_config(path) == cfg:
+                return run
+        except MarketJepaError:
+            continue
+    return None
+
+
+def ensure_synthetic(cfg: Config, force: bool = False) -> Path:
+    from marketjepa.data.synthetic import generate_market
+
+    out = synthetic_dir(cfg)
+    if (out / "manifest.json").exists() and not force:
+        stage_line("synth", f"skipped: synthetic market exists at {out}")
+        return out
+    generate_market(cfg.synth, out)
+    return out
+
+
+def ensure_prepared(cfg: Config, force: bool = False) -> Path:
+    from marketjepa.data.prepare import prepare
+
+    return prepare(cfg, force=force)
+
+
+def _stage_functions() -> dict[str, Callable[[Config, Path, Path], object]]:
+    # Imported lazily: `marketjepa --help` must not pay for torch/sklearn imports.
+    from marketjepa.evaluate.diagnose import run_diagnose
+    from marketjepa.evaluate.probes import run_probes
+    from marketjepa.report.build import build_report
+    from marketjepa.trading.backtest import run_backtest
+    from marketjepa.trading.policy import run_policy
+    from marketjepa.train.pretrain import pretrain
+
+    return {
+        "pretrain": lambda cfg, prep, run: pretrain(cfg, prep, run),
+        "diagnose": run_diagnose,
+        "probe": run_probes,
+        "policy": run_policy,
+        "backtest": run_backtest,
+        "report": lambda cfg, prep, run: build_report(run),
+    }
+
+
+def run_pipeline(
+    cfg: Config,
+    run_dir: Path | None = None,
+    force: bool = False,
+    from_stage: str | None = None,
+    until: str | None = None,
+) -> Path:
+    """Run every stage (or ``from_stage`` … ``until``) and return the run directory."""
+    for name, value in (("--from", from_stage), ("--until", until)):
+        if value is not None and value not in STAGES:
+            raise MarketJepaError(f"{name} {value!r}: choose one of {', '.join(STAGES)}")
+    start = STAGES.index(from_stage) if from_stage else 0
+    stop = STAGES.index(until) if until else len(STAGES) - 1
+    redo = lambda stage: force or (from_stage is not None and STAGES.index(stage) >= start)  # noqa: E731
+
+    t0 = time.perf_counter()
+    if cfg.data.source == "synthetic":
+        ensure_synthetic(cfg, force=redo("synth"))
+    prep = ensure_prepared(cfg, force=redo("prepare"))
+    if stop <= STAGES.index("prepare"):
+        return prep
+
+    if run_dir is None:
+        run_dir = None if force else find_run(cfg)
+        run_dir = run_dir or new_run_dir(cfg)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.yaml").exists() or force:
+        init_run_dir(
+            run_dir, cfg, inputs={"prepared": str(prep), "prepared_hash": prepared_dir(cfg).name}
+        )
+    console.print(f"run directory: [bold]{run_dir}[/]")
+
+    functions = _stage_functions()
+    for stage in RUN_STAGES[: stop - 1]:
+        if not redo(stage) and stage_done(cfg, run_dir, stage):
+            stage_line(stage, f"skipped: outputs exist for this config ({STAGE_OUTPUT[stage]})")
+            continue
+        ts = time.perf_counter()
+        functions[stage](cfg, prep, run_dir)
+        mark_stage(cfg, run_dir, stage, time.perf_counter() - ts)
+    console.print(f"[bold]done[/] in {time.perf_counter() - t0:.0f} s — {run_dir}")
+    return run_dir
