@@ -1,0 +1,486 @@
+"""Entry policy on frozen representations (DESIGN §5): heads, thresholds, signals.
+
+Classifier policy. A class-weighted head (logistic regression or a small MLP) maps the
+standardized representation at a window's anchor to p(HOLD), p(CALL), p(PUT); it is fit
+on train anchors only. The signal at a bar is
+
+    CALL if p_call ≥ τ_c and p_call ≥ p_put,   PUT if p_put ≥ τ_p and p_put > p_call,   else HOLD.
+
+τ_c, τ_p are chosen on VALIDATION anchors only, never on test:
+- ``threshold_objective = pnl``: over a grid of per-side signal rates
+  ρ ∈ {0.5, 1, 2, 4, 8, 16}% ∪ {off} (τ = the (1 − ρ) quantile of that side's val
+  probabilities), the pair with the highest net P&L after costs in the backtester on
+  validation days (at least one side on). Every pair is a trial for the deflated Sharpe ratio.
+- ``threshold_objective = trade_rate``: ρ = target_trade_rate / 2 on each side (one trial).
+
+Regression policy (``policy.kind = regression``). Ridge on the same inputs predicts the
+forward log return μ̂ (``fwd_ret``) and the log realized vol (``fwd_rv``); the latter is
+mapped to the expected squared H-bar return v̂ = c·exp(2·rv̂), c fit on train by least squares
+against fwd_ret² (so the units of ``fwd_rv`` do not matter). For the ATM option at bar t
+(priced on the surface at t, no look-ahead) the expected per-share P&L over H bars is
+
+    E[P&L] = Δ·S·μ̂ + ½·Γ·S²·(μ̂² + v̂) − (V(τ) − V(τ − H)) − round-trip costs,
+
+and the policy buys the side with the larger E[P&L] when it exceeds a threshold τ chosen on
+validation (grid: 0 — the plain breakeven rule — and val quantiles of the edge).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+
+from marketjepa.artifacts import atomic_path, to_jsonable, write_json
+from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_greeks, bs_price
+from marketjepa.config import Config
+from marketjepa.console import console, stage_line
+from marketjepa.errors import DataValidationError, StageInputMissing
+from marketjepa.trading.backtest import (
+    CALL,
+    HOLD,
+    PUT,
+    CostModel,
+    Rules,
+    candidate_entries,
+    daily_pnl,
+    evaluation_split,
+    load_market,
+    make_pricer,
+    select_trades,
+    simulate,
+)
+from marketjepa.trading.costs import itemize
+from marketjepa.trading.metrics import sharpe_ratio
+from marketjepa.trading.pricing import MarketData, OptionPricer
+
+SIDE_RATES = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
+PREFERRED_ORDER = ("lejepa", "lejepa_mean", "raw_window", "supervised", "random_init")
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+class ClassifierHead:
+    """Standardize → class-weighted logistic regression or one-hidden-layer MLP.
+
+    Class weights are "balanced" (n / (3 · n_c)), so the rare CALL/PUT classes are not
+    drowned by HOLD; ``predict_proba`` returns [n, 3] with 0 for a class absent in training.
+    """
+
+    def __init__(self, head: str = "logistic", hidden: int = 64, seed: int = 0) -> None:
+        self.head, self.hidden, self.seed = head, hidden, seed
+        self.scaler = StandardScaler()
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> ClassifierHead:
+        Z = self.scaler.fit_transform(X)
+        counts = np.bincount(y, minlength=3).astype(float)
+        w = np.where(counts > 0, y.size / (3 * np.maximum(counts, 1)), 0.0)
+        if self.head == "logistic":
+            self.model = LogisticRegression(C=1.0, max_iter=300)
+        else:
+            self.model = MLPClassifier(
+                hidden_layer_sizes=(self.hidden,),
+                alpha=1e-4,
+                batch_size=512,
+                max_iter=30,
+                random_state=self.seed,
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.model.fit(Z, y, sample_weight=w[y])
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = np.zeros((X.shape[0], 3))
+        if X.shape[0]:
+            p[:, self.model.classes_] = self.model.predict_proba(self.scaler.transform(X))
+        return p
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a predicted class absent from y
+        return float(balanced_accuracy_score(y, pred))
+
+
+def class_report(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, predicted (argmax) and true class rates (seed's table)."""
+    pred = proba.argmax(axis=1)
+    ok = y >= 0
+    y, pred = y[ok], pred[ok]
+    if y.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(y.size),
+        "accuracy": float((pred == y).mean()),
+        "balanced_accuracy": _balanced_accuracy(y, pred),
+        "pred_rates": {n: float((pred == c).mean()) for c, n in enumerate(("hold", "call", "put"))},
+        "true_rates": {n: float((y == c).mean()) for c, n in enumerate(("hold", "call", "put"))},
+    }
+
+
+def signals_from_scores(
+    score_call: np.ndarray, score_put: np.ndarray, tau_call: float, tau_put: float
+) -> np.ndarray:
+    """CALL/PUT where that side's score clears its threshold and beats the other side."""
+    sig = np.full(score_call.size, HOLD, np.int8)
+    sig[(score_call >= tau_call) & (score_call >= score_put)] = CALL
+    sig[(score_put >= tau_put) & (score_put > score_call)] = PUT
+    return sig
+
+
+def signals_from_proba(proba: np.ndarray, tau_call: float, tau_put: float) -> np.ndarray:
+    return signals_from_scores(proba[:, CALL], proba[:, PUT], tau_call, tau_put)
+
+
+def rate_threshold(p: np.ndarray, rate: float | None) -> float:
+    """τ such that about ``rate`` of ``p`` is ≥ τ; +inf for a side that is off."""
+    if rate is None or p.size == 0:
+        return math.inf
+    return float(np.quantile(p, 1.0 - rate))
+
+
+class ValBook:
+    """Every possible val entry simulated once per side, for fast threshold search."""
+
+    def __init__(
+        self, pricer: OptionPricer, rows: np.ndarray, eval_mask: np.ndarray, rules: Rules, costs
+    ) -> None:
+        m = pricer.market
+        self.market, self.eval_mask, self.rules = m, eval_mask, rules
+        probe = np.zeros(m.n, np.int8)
+        probe[rows] = CALL
+        t, e, _, _ = candidate_entries(m, probe, eval_mask)
+        self.t = t
+        self.sims = {}
+        for side, is_call in ((CALL, True), (PUT, False)):
+            sim = simulate(pricer, e, np.full(e.size, is_call), rules, costs)
+            per = itemize(
+                sim["entry_mid"], sim["exit_mid"], np.full(e.size, rules.contracts), costs
+            )
+            self.sims[side] = (sim["entry_row"], sim["exit_row"], per["net_pnl"])
+        self.sessions = np.unique(m.session[eval_mask])
+
+    def evaluate(self, signal_rows: np.ndarray, signals: np.ndarray) -> tuple[float, int, float]:
+        """(net P&L, trades, per-day Sharpe) of signals at val rows under the backtest rules."""
+        pos = np.searchsorted(self.t, signal_rows)
+        posc = np.minimum(pos, max(self.t.size - 1, 0))
+        ok = (pos < self.t.size) & (self.t[posc] == signal_rows) & (signals != HOLD)
+        entries, exits, pnl = [], [], []
+        for side in (CALL, PUT):
+            k = posc[ok & (signals == side)]
+            er, xr, p = self.sims[side]
+            entries.append(er[k])
+            exits.append(xr[k])
+            pnl.append(p[k])
+        entry = np.concatenate(entries)
+        order = np.argsort(entry, kind="stable")
+        exit_, pnl_ = np.concatenate(exits)[order], np.concatenate(pnl)[order]
+        acc = select_trades(entry[order], exit_, self.rules.max_positions)
+        trades = {"exit_row": exit_[acc], "net_pnl": pnl_[acc]}
+        _, daily = daily_pnl(self.market, self.eval_mask, trades)
+        sr = sharpe_ratio(daily / self.rules.initial_capital, periods=1)
+        return float(pnl_[acc].sum()), int(acc.size), sr
+
+
+def expected_option_pnl(
+    pricer: OptionPricer, rows: np.ndarray, mu: np.ndarray, var_h: np.ndarray, rules: Rules, costs
+) -> np.ndarray:
+    """E[P&L] per share [n, 2] (CALL, PUT) of the ATM option at the close of ``rows``."""
+    m = pricer.market
+    S = m.close[rows]
+    K = np.rint(S)
+    exp_day = pricer.expiry_day(rows, rules.dte)
+    tau = pricer.tau_minutes(rows, exp_day)
+    sigma, _ = pricer.surface_iv(rows, K, tau)
+    T0 = tau / MINUTES_PER_YEAR
+    T1 = np.maximum(tau - rules.hold_bars, 0.0) / MINUTES_PER_YEAR
+    out = np.zeros((rows.size, 2))
+    for j, is_call in enumerate((True, False)):
+        g = bs_greeks(S, K, T0, sigma, is_call, m.r, m.q)
+        v0 = bs_price(S, K, T0, sigma, is_call, m.r, m.q)
+        decay = v0 - bs_price(S, K, T1, sigma, is_call, m.r, m.q)
+        move = g["delta"] * S * mu + 0.5 * g["gamma"] * S * S * (mu * mu + var_h)
+        out[:, j] = move - decay - costs.round_trip_per_share(v0)
+    return out
+
+
+def _load_representations(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    folder = Path(run_dir) / "representations"
+    files = sorted(folder.glob("*.npz")) if folder.exists() else []
+    if not files:
+        raise StageInputMissing(f"no representations in {folder} — run `marketjepa probe` first")
+    reps = {}
+    for f in files:
+        with np.load(f) as z:
+            need = {"train", "val", "test", "anchors_train", "anchors_val", "anchors_test"}
+            if need - set(z.files):
+                raise DataValidationError(
+                    f"missing arrays {sorted(need - set(z.files))}", file=str(f)
+                )
+            reps[f.stem] = {k: z[k] for k in need}
+    return reps
+
+
+def order_representations(names: list[str]) -> list[str]:
+    first = [n for n in PREFERRED_ORDER if n in names]
+    return first + sorted(n for n in names if n not in first)
+
+
+def fit_policies(
+    cfg: Config,
+    pricer: OptionPricer,
+    label: np.ndarray,
+    fwd_ret: np.ndarray,
+    fwd_rv: np.ndarray,
+    reps: dict[str, dict[str, np.ndarray]],
+) -> tuple[dict[str, Any], pl.DataFrame]:
+    """Fit a policy per representation; thresholds on val. Returns (policy.json, signals)."""
+    m: MarketData = pricer.market
+    pc = cfg.policy
+    rules, costs = Rules.from_config(cfg.backtest), CostModel.from_config(cfg.backtest)
+    _, evaluated_on = evaluation_split(cfg, m.split)
+    val_mask = m.split == 1
+    order = order_representations(list(reps))
+    all_val = np.unique(
+        np.concatenate([np.asarray(reps[r]["anchors_val"], np.int64) for r in order])
+    )
+    book = (
+        ValBook(pricer, all_val, val_mask, rules, costs)
+        if pc.threshold_objective == "pnl"
+        else None
+    )
+    out: dict[str, Any] = {
+        "kind": pc.kind,
+        "head": pc.head,
+        "threshold_objective": pc.threshold_objective,
+        "thresholds_chosen_on": "val",
+        "evaluated_on": evaluated_on,
+        "order": order,
+        "representations": {},
+        "warnings": [],
+    }
+    frames = []
+    for name in order:
+        rep = reps[name]
+        anchors = {s: np.asarray(rep[f"anchors_{s}"], np.int64) for s in SPLITS}
+        for s, a in anchors.items():
+            if a.size and (a.min() < 0 or a.max() >= m.n):
+                raise DataValidationError(
+                    f"anchors_{s} outside the dataset (0..{m.n - 1})",
+                    file=f"representations/{name}.npz",
+                )
+            if a.size and np.any(m.split[a] != SPLITS[s]):
+                bad = int(a[np.flatnonzero(m.split[a] != SPLITS[s])[0]])
+                raise DataValidationError(
+                    f"anchors_{s} contains a row of split {int(m.split[bad])}",
+                    file=f"representations/{name}.npz",
+                    where=f"row {bad}",
+                )
+        X = {s: np.asarray(rep[s], np.float64) for s in SPLITS}
+        info, sig = _fit_one(cfg, pricer, book, label, fwd_ret, fwd_rv, X, anchors, rules, costs)
+        out["representations"][name] = info
+        for s in ("val", "test"):
+            if anchors[s].size:
+                frames.append(
+                    pl.DataFrame(
+                        {
+                            "row": anchors[s],
+                            "ts": m.ts[anchors[s]],
+                            "split": np.full(anchors[s].size, SPLITS[s], np.int8),
+                            "representation": [name] * anchors[s].size,
+                            "signal": sig[s],
+                        }
+                    )
+                )
+        for w in info["warnings"]:
+            out["warnings"].append(f"{name}: {w}")
+    out["n_trials_total"] = int(sum(r["n_trials"] for r in out["representations"].values()))
+    schema = {
+        "row": pl.Int64,
+        "ts": pl.Int64,
+        "split": pl.Int8,
+        "representation": pl.Utf8,
+        "signal": pl.Int8,
+    }
+    signals = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
+    return out, signals
+
+
+def _fit_one(cfg, pricer, book, label, fwd_ret, fwd_rv, X, anchors, rules, costs):
+    pc = cfg.policy
+    y_tr = label[anchors["train"]].astype(np.int64)
+    keep = y_tr >= 0
+    if keep.sum() < 10 or np.unique(y_tr[keep]).size < 2:
+        raise DataValidationError(
+            f"only {int(keep.sum())} labelled train anchors with {np.unique(y_tr[keep]).size} classes"
+        )
+    warn: list[str] = []
+    info: dict[str, Any] = {"kind": pc.kind}
+    if pc.kind == "classifier":
+        head = ClassifierHead(pc.head, pc.mlp_hidden, pc.seed).fit(X["train"][keep], y_tr[keep])
+        proba = {s: head.predict_proba(X[s]) if X[s].shape[0] else np.zeros((0, 3)) for s in SPLITS}
+        info["classification"] = {s: class_report(label[anchors[s]], proba[s]) for s in SPLITS}
+        score_c = {s: proba[s][:, CALL] for s in SPLITS}
+        score_p = {s: proba[s][:, PUT] for s in SPLITS}
+    else:
+        tr = keep & np.isfinite(fwd_ret[anchors["train"]]) & np.isfinite(fwd_rv[anchors["train"]])
+        scaler = StandardScaler().fit(X["train"][tr])
+        Z = {s: scaler.transform(X[s]) if X[s].shape[0] else X[s] for s in SPLITS}
+        r_ret = Ridge(alpha=10.0).fit(Z["train"][tr], fwd_ret[anchors["train"]][tr])
+        r_rv = Ridge(alpha=10.0).fit(Z["train"][tr], fwd_rv[anchors["train"]][tr])
+        z_tr = np.exp(2.0 * r_rv.predict(Z["train"][tr]))
+        c = float(
+            np.sum(z_tr * fwd_ret[anchors["train"]][tr] ** 2) / max(np.sum(z_tr * z_tr), 1e-300)
+        )
+        edge = {}
+        for s in SPLITS:
+            if not X[s].shape[0]:
+                edge[s] = np.zeros((0, 2))
+                continue
+            mu = r_ret.predict(Z[s])
+            var_h = c * np.exp(2.0 * r_rv.predict(Z[s]))
+            edge[s] = expected_option_pnl(pricer, anchors[s], mu, var_h, rules, costs)
+        info["regression"] = {
+            "ic_val": _ic(r_ret.predict(Z["val"]), fwd_ret[anchors["val"]])
+            if X["val"].shape[0]
+            else None,
+            "var_scale": c,
+        }
+        # Score = edge of a side where it is the better side, else −inf (never chosen).
+        score_c = {
+            s: np.where(edge[s][:, 0] >= edge[s][:, 1], edge[s][:, 0], -np.inf) for s in SPLITS
+        }
+        score_p = {
+            s: np.where(edge[s][:, 1] > edge[s][:, 0], edge[s][:, 1], -np.inf) for s in SPLITS
+        }
+
+    def to_signal(s: str, tc: float, tp: float) -> np.ndarray:
+        return signals_from_scores(score_c[s], score_p[s], tc, tp)
+
+    # Candidate thresholds, from validation scores only.
+    if pc.kind == "regression":
+        best_edge = np.maximum(score_c["val"], score_p["val"])
+        finite = best_edge[np.isfinite(best_edge)]
+        grid = [0.0] + [float(np.quantile(finite, 1 - r)) for r in SIDE_RATES if finite.size]
+        pairs = [(t, t) for t in grid]
+    elif pc.threshold_objective == "trade_rate":
+        rate = pc.target_trade_rate / 2
+        pairs = [(rate_threshold(score_c["val"], rate), rate_threshold(score_p["val"], rate))]
+    else:
+        rates = (*SIDE_RATES, None)
+        pairs = [
+            (rate_threshold(score_c["val"], rc), rate_threshold(score_p["val"], rp))
+            for rc in rates
+            for rp in rates
+            if rc is not None or rp is not None
+        ]
+    trials = []
+    if book is not None and (pc.threshold_objective == "pnl" or pc.kind == "regression"):
+        for tc, tp in pairs:
+            pnl, n, sr = book.evaluate(anchors["val"], to_signal("val", tc, tp))
+            trials.append(
+                {
+                    "tau_call": tc,
+                    "tau_put": tp,
+                    "val_net_pnl": pnl,
+                    "val_trades": n,
+                    "val_sharpe_daily": sr,
+                }
+            )
+        best = max(
+            range(len(trials)), key=lambda i: (trials[i]["val_net_pnl"], -trials[i]["val_trades"])
+        )
+        tc, tp = pairs[best]
+        if trials[best]["val_net_pnl"] <= 0:
+            warn.append(
+                "no threshold pair made money on validation days; using the least-losing one"
+            )
+    else:
+        tc, tp = pairs[0]
+    srs = np.array([t["val_sharpe_daily"] for t in trials], float)
+    srs = srs[np.isfinite(srs)]
+    sig = {s: to_signal(s, tc, tp) for s in SPLITS}
+    rates = {
+        s: {"call": float((sig[s] == CALL).mean()), "put": float((sig[s] == PUT).mean())}
+        if sig[s].size
+        else None
+        for s in SPLITS
+    }
+    for s in ("val", "test"):
+        r = rates[s]
+        if r and (r["call"] > 0) != (r["put"] > 0):
+            side = "CALL" if r["call"] > 0 else "PUT"
+            warn.append(f"trades only one side on {s} ({side} only; the seed traded 100% CALL)")
+        if r and r["call"] == 0 and r["put"] == 0:
+            warn.append(f"no signals on {s}")
+    info.update(
+        {
+            "tau_call": tc,
+            "tau_put": tp,
+            "signal_rates": rates,
+            "n_trials": max(len(pairs), 1),
+            "trials": trials,
+            "trial_sharpe_var": float(srs.var(ddof=1)) if srs.size > 1 else 0.0,
+            "warnings": warn,
+        }
+    )
+    return info, sig
+
+
+def _ic(pred: np.ndarray, y: np.ndarray) -> float | None:
+    ok = np.isfinite(y)
+    if ok.sum() < 3 or np.std(pred[ok]) == 0:
+        return None
+    return float(np.corrcoef(pred[ok], y[ok])[0, 1])
+
+
+def run_policy(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
+    """Fit a policy for each representation; write ``policy/policy.json`` and signals."""
+    run_dir = Path(run_dir)
+    reps = _load_representations(run_dir)
+    market, data = load_market(cfg, prepared_dir)
+    pricer = make_pricer(cfg, prepared_dir, market)
+    out, signals = fit_policies(
+        cfg,
+        pricer,
+        np.asarray(data.label),
+        np.asarray(data.fwd_ret, np.float64),
+        np.asarray(data.fwd_rv, np.float64),
+        reps,
+    )
+    folder = run_dir / "policy"
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "signals.parquet") as tmp:
+        signals.write_parquet(tmp)
+    write_json(folder / "policy.json", to_jsonable(out))
+    print_policy(out)
+    return out
+
+
+def print_policy(out: dict[str, Any]) -> None:
+    for name, info in out["representations"].items():
+        cls = info.get("classification")
+        rates = info["signal_rates"]
+        msg = f"{name}: "
+        if cls and cls["train"].get("n"):
+            tr, va = cls["train"], cls["val"]
+            pr = va.get("pred_rates", {})
+            msg += (
+                f"acc {100 * tr['accuracy']:.1f}%/{100 * va.get('accuracy', float('nan')):.1f}% "
+                f"(bal {100 * va.get('balanced_accuracy', float('nan')):.1f}%), val argmax "
+                f"{100 * pr.get('hold', 0):.0f}/{100 * pr.get('call', 0):.0f}/{100 * pr.get('put', 0):.0f}; "
+            )
+        if rates.get("val"):
+            msg += f"val signals CALL {100 * rates['val']['call']:.1f}% PUT {100 * rates['val']['put']:.1f}%"
+        stage_line("policy", msg)
+    for w in out["warnings"]:
+        console.print(f"[bold yellow]warning[/] {w}")
