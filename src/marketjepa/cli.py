@@ -6,6 +6,7 @@ YAML file and any number of ``--set section.key=value`` overrides.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -52,15 +53,13 @@ def _fail(exc: Exception) -> None:
 def _guard(fn):
     """Turn user-facing errors into a clear message and exit code, not a stack trace."""
 
+    @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (ConfigError, MarketJepaError) as exc:
             _fail(exc)
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__signature__ = __import__("inspect").signature(fn)  # keep typer's view
     return wrapper
 
 
