@@ -1,0 +1,77 @@
+"""Chronological splits by trading day with whole-day embargoes (DESIGN §2.3).
+
+Day ids: 0 train, 1 val, 2 test, −1 embargo (or, in a walk-forward fold, "not used").
+With ``D`` days and ``e = split.embargo_days``, the ``D − e·(boundaries)`` usable days are
+cut in order: ``round(train·U)`` train, ``round(val·U)`` val (all the rest when
+``split.test == 0``), the rest test, with ``e`` embargo days at each boundary. Because an
+embargo is whole days and labels never cross the close, no label spans two splits; windows
+are kept inside one split by :mod:`marketjepa.data.windows`. The seed's 984 days at 80/20
+with no embargo give 787 / 197.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marketjepa.config import SplitConfig
+from marketjepa.errors import MarketJepaError
+
+TRAIN, VAL, TEST, EMBARGO = 0, 1, 2, -1
+SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
+
+
+def day_splits(n_days: int, cfg: SplitConfig) -> np.ndarray:
+    """int8 split id per trading day (chronological order)."""
+    e = cfg.embargo_days
+    has_test = cfg.test > 0
+    usable = n_days - e * (2 if has_test else 1)
+    n_train = int(round(cfg.train * usable))
+    n_val = int(round(cfg.val * usable)) if has_test else usable - n_train
+    n_test = usable - n_train - n_val
+    if usable < 2 or n_train < 1 or n_val < 1 or (has_test and n_test < 1):
+        raise MarketJepaError(
+            f"{n_days} trading days are too few for split train={cfg.train} val={cfg.val} "
+            f"test={cfg.test} with embargo_days={e}; use a longer date range or a smaller "
+            "split.embargo_days"
+        )
+    parts = [np.full(n_train, TRAIN), np.full(e, EMBARGO), np.full(n_val, VAL)]
+    if has_test:
+        parts += [np.full(e, EMBARGO), np.full(n_test, TEST)]
+    return np.concatenate(parts).astype(np.int8)
+
+
+def walk_forward_folds(n_days: int, cfg: SplitConfig, n_folds: int | None = None) -> list:
+    """Expanding-window folds over the non-test days: fold ``i`` trains on blocks
+    ``0..i`` and validates on block ``i+1`` (``n_folds + 1`` equal blocks), with the
+    embargo before validation; test days stay test, everything else is −1."""
+    n_folds = cfg.walk_forward_folds if n_folds is None else n_folds
+    if n_folds < 1:
+        return []
+    base = day_splits(n_days, cfg)
+    test_days = base == TEST
+    pool = int(np.flatnonzero(base == VAL)[-1]) + 1  # train + embargo + val region
+    edges = np.linspace(0, pool, n_folds + 2).round().astype(int)
+    folds = []
+    for i in range(n_folds):
+        d = np.full(n_days, EMBARGO, dtype=np.int8)
+        d[test_days] = TEST
+        train_end = edges[i + 1] - cfg.embargo_days
+        if train_end < 1 or edges[i + 2] <= edges[i + 1]:
+            raise MarketJepaError(
+                f"split.walk_forward_folds={n_folds} leaves empty folds on {n_days} days"
+            )
+        d[:train_end] = TRAIN
+        d[edges[i + 1] : edges[i + 2]] = VAL
+        folds.append(d)
+    return folds
+
+
+def row_splits(day: np.ndarray, per_day: np.ndarray) -> np.ndarray:
+    """Broadcast per-day split ids to rows (``day`` = session index per row)."""
+    return per_day[day].astype(np.int8)
+
+
+def days_per_split(per_day: np.ndarray) -> dict[str, int]:
+    out = {name: int((per_day == s).sum()) for s, name in SPLIT_NAMES.items()}
+    out["embargo"] = int((per_day == EMBARGO).sum())
+    return out
