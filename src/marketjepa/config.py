@@ -243,6 +243,9 @@ class EvalConfig(_Section):
     collapsed_rankme_ratio: float = 0.05
     healthy_normalized_variance: float = 0.5
     collapsed_normalized_variance: float = 0.05
+    # Share of variance on the top eigenvector (rank collapse that norm_var cannot see).
+    healthy_max_top1_share: float = Field(0.5, gt=0, le=1)
+    collapsed_top1_share: float = Field(0.95, gt=0, le=1)
     dead_dim_share: float = 1e-3
     bootstrap_samples: int = Field(500, ge=10)
     bootstrap_block_days: int = Field(5, ge=1)

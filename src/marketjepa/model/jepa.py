@@ -1,0 +1,159 @@
+"""LeJEPA for market windows: encoder, predictor, target path and the loss (DESIGN §3).
+
+Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P, F]``
+(after a gap of G patches)::
+
+    tokens  = f_θ(x_c)                  [B, C, d]     z = pool(tokens)   [B, d]
+    targets = f_ξ(x_t)                  [B, T, d]     ξ = θ (LeJEPA) or EMA of θ
+    preds   = g_ψ(tokens)               [B, T, d]     one query per target patch
+    pred    = (1/T) Σ_h MSE(preds_h, targets_h)        multi-horizon (each patch a horizon)
+            | MSE(pool(preds), pool(targets))          otherwise (pooled target embedding)
+    sigreg  = SIGReg(z) | SIGReg(tokens as [B·C, d]) | their mean       (``sigreg_on``)
+    loss    = pred + λ·sigreg                 ('additive', the seed: 1.55 + 0.1·53.63 = 6.91)
+            | (1 − λ)·pred + λ·sigreg         ('lejepa': the LeJEPA objective,
+                                               Balestriero & LeCun 2025)
+            (+ a·aux_recon if ``aux_reconstruction`` = a > 0)
+
+Without EMA (the LeJEPA default) the target path is the encoder itself, with gradients
+and no stop-gradient: SIGReg alone prevents collapse. With EMA (the seed: 0.996) the
+target encoder is a frozen copy updated by :meth:`LeJEPA.update_ema` as
+``ξ ← m·ξ + (1 − m)·θ``. Targets are encoded as windows of their own (positions
+``0 … T−1``), i.e. the target embedding is what the encoder says about the future window.
+
+The auxiliary reconstruction predicts the raw features of the first target patch (the
+next patch after the context when G = 0) from the last context token with a linear head.
+
+The SIGReg directions are redrawn every step from ``(seed, step)``
+(:func:`marketjepa.model.sigreg.sample_directions`), identical on all DDP ranks; pass a
+SUM all-reduce as ``reduce_fn`` to make the statistic the global-batch one.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from marketjepa.config import LossConfig, ModelConfig
+from marketjepa.data.windows import WindowSpec
+from marketjepa.model.encoder import PatchEncoder, pool_tokens
+from marketjepa.model.predictor import Predictor
+from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
+
+
+def combine_losses(pred: Tensor, sig: Tensor, lam: float, convention: str) -> Tensor:
+    """``pred + λ·sig`` ('additive') or ``(1 − λ)·pred + λ·sig`` ('lejepa')."""
+    if convention == "additive":
+        return pred + lam * sig
+    if convention == "lejepa":
+        return (1.0 - lam) * pred + lam * sig
+    raise ValueError(f"unknown loss convention {convention!r}; use 'additive' or 'lejepa'")
+
+
+class LeJEPA(nn.Module):
+    def __init__(
+        self,
+        n_features: int,
+        spec: WindowSpec,
+        model_cfg: ModelConfig,
+        loss_cfg: LossConfig,
+    ) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.spec = spec
+        self.model_cfg = model_cfg
+        self.loss_cfg = loss_cfg
+        # The same encoder embeds T-patch targets when there is no EMA copy.
+        n_patches = max(spec.context_patches, spec.target_patches)
+        self.encoder = PatchEncoder(n_features, spec, model_cfg, n_patches=n_patches)
+        self.predictor = Predictor(spec, model_cfg)
+        self.target_encoder: PatchEncoder | None = None
+        if loss_cfg.ema:
+            self.target_encoder = copy.deepcopy(self.encoder)
+            self.target_encoder.requires_grad_(False)
+        self.aux_head: nn.Linear | None = None
+        if loss_cfg.aux_reconstruction > 0:
+            self.aux_head = nn.Linear(model_cfg.d_model, spec.patch_len * n_features)
+
+    @property
+    def d_model(self) -> int:
+        return self.encoder.d_model
+
+    def embed(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        """``(pooled [B, d], tokens [B, C, d])``; ``pooled`` is the tensor the probes use."""
+        tokens = self.encoder(context)
+        return self.encoder.pool(tokens), tokens
+
+    def encode_target(self, target: Tensor) -> Tensor:
+        """Target-patch embeddings ``[B, T, d]`` (EMA copy without grad, else the encoder)."""
+        if self.target_encoder is None:
+            return self.encoder(target)
+        with torch.no_grad():
+            return self.target_encoder(target)
+
+    def forward(
+        self,
+        context: Tensor,
+        target: Tensor,
+        step: int,
+        seed: int = 0,
+        reduce_fn: ReduceFn | None = None,
+    ) -> dict[str, Tensor]:
+        cfg = self.loss_cfg
+        pooled, tokens = self.embed(context)
+        targets = self.encode_target(target)
+        preds = self.predictor(tokens)
+        out: dict[str, Tensor] = {}
+
+        if cfg.multi_horizon:
+            per_horizon = (preds.float() - targets.float()).square().mean(dim=(0, 2))
+            pred = per_horizon.mean()
+            out["pred_per_horizon"] = per_horizon.detach()
+        else:
+            mode = self.model_cfg.pooling
+            pred = F.mse_loss(pool_tokens(preds, mode).float(), pool_tokens(targets, mode).float())
+
+        directions = sample_directions(self.d_model, cfg.num_slices, seed, step, pooled.device)
+        flat_tokens = tokens.reshape(-1, tokens.shape[-1])
+
+        def _sig(z: Tensor) -> Tensor:
+            return sigreg(z, directions, cfg.num_knots, cfg.t_max, reduce_fn)
+
+        if cfg.sigreg_on == "pooled":
+            sig, z_sig = _sig(pooled), pooled
+        elif cfg.sigreg_on == "tokens":
+            sig, z_sig = _sig(flat_tokens), flat_tokens
+        else:
+            sig_p, sig_t = _sig(pooled), _sig(flat_tokens)
+            sig, z_sig = 0.5 * (sig_p + sig_t), flat_tokens
+            out["sigreg_pooled"], out["sigreg_tokens"] = sig_p.detach(), sig_t.detach()
+
+        loss = combine_losses(pred, sig, cfg.lambda_sigreg, cfg.convention)
+        if self.aux_head is not None:
+            p, f = self.spec.patch_len, self.n_features
+            recon = self.aux_head(tokens[:, -1]).float()
+            aux = F.mse_loss(recon, target[:, :p].reshape(-1, p * f).float())
+            loss = loss + cfg.aux_reconstruction * aux
+            out["aux_recon"] = aux
+
+        out.update(
+            loss=loss,
+            pred=pred,
+            sigreg=sig,
+            z_sigreg=z_sig.detach(),
+            z_probe=pooled.detach(),
+        )
+        return out
+
+    @torch.no_grad()
+    def update_ema(self, momentum: float | None = None) -> None:
+        """``ξ ← m·ξ + (1 − m)·θ`` for every target-encoder parameter; no-op without EMA."""
+        if self.target_encoder is None:
+            return
+        m = self.loss_cfg.ema_momentum if momentum is None else momentum
+        for p_t, p in zip(self.target_encoder.parameters(), self.encoder.parameters(), strict=True):
+            p_t.lerp_(p.detach(), 1.0 - m)
+        for b_t, b in zip(self.target_encoder.buffers(), self.encoder.buffers(), strict=True):
+            b_t.copy_(b)

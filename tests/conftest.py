@@ -1,0 +1,9 @@
+"""Suite-wide settings: small models run fastest single-threaded on a 2-core CI machine."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
