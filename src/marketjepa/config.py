@@ -70,7 +70,7 @@ class SynthConfig(_Section):
     # Mean regime duration in minutes (persistence of the hidden Markov chain).
     regime_mean_minutes: float = Field(90.0, gt=1)
     # Annualized drift shift per unit signal in the up/down regimes.
-    regime_drift_annual: float = 1.5
+    regime_drift_annual: float = 2.5
     # How strongly each bar's observables reflect the regime (per unit signal).
     evidence_strength: float = 0.25
     annual_vol: float = Field(0.16, gt=0)
