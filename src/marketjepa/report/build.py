@@ -75,6 +75,11 @@ def _money_line(summary: dict, f: dict[str, dict]) -> str:
     costs = f", costs {money(a['costs'])}" if ok(a.get("costs")) else ""
     if not ok(gained):
         return f"Strategy after costs: no return recorded{where}"
+    if ok(m.get("n_trades")) and m["n_trades"] == 0:
+        return (
+            "Strategy after costs: no trades — the thresholds chosen on validation days "
+            f"gave no signal{where}; nothing to claim"
+        )
     if gained <= 0:
         return (
             f"Strategy after costs: loses money — total return {pct(ret, 2)}"

@@ -401,14 +401,14 @@ def trades_frame(
     src_names = np.array(["surface", "proxy", "bars"])
     df = pl.DataFrame(
         {
-            "strategy": [name] * n,
-            "side": np.where(tr["is_call"], "CALL", "PUT"),
+            "strategy": pl.Series("strategy", [name] * n, dtype=pl.String),
+            "side": pl.Series("side", np.where(tr["is_call"], "CALL", "PUT"), dtype=pl.String),
             "signal_row": signal_rows.astype(np.int64),
             "entry_row": tr["entry_row"],
             "exit_row": tr["exit_row"],
             "entry_ts": market.ts[tr["entry_row"]],
             "exit_ts": market.ts[tr["exit_row"]],
-            "right": right,
+            "right": pl.Series("right", right, dtype=pl.String),
             "strike": tr["strike"],
             "expiry": exp_date,
             "contracts": tr["contracts"],
@@ -420,8 +420,8 @@ def trades_frame(
             "exit_mid": tr["exit_mid"],
             "entry_fill": tr["entry_fill"],
             "exit_fill": tr["exit_fill"],
-            "entry_price_source": src_names[tr["entry_source"]],
-            "exit_price_source": src_names[tr["exit_source"]],
+            "entry_price_source": pl.Series(src_names[tr["entry_source"]], dtype=pl.String),
+            "exit_price_source": pl.Series(src_names[tr["exit_source"]], dtype=pl.String),
             **{
                 c: tr[c]
                 for c in (
@@ -435,9 +435,9 @@ def trades_frame(
             "gross_pnl": tr["gross_pnl"],
             **{c: tr[c] for c in ATTRIBUTION_COLUMNS},
             "net_pnl": tr["net_pnl"],
-            "exit_reason": np.array(EXIT_REASONS)[tr["exit_reason"]]
-            if n
-            else np.array([], dtype=str),
+            "exit_reason": pl.Series(
+                np.array(EXIT_REASONS)[tr["exit_reason"]] if n else [], dtype=pl.String
+            ),
         }
     )
     occ = (
