@@ -1,0 +1,128 @@
+"""DDP through ``torchrun``: environment detection, batch sharding, SIGReg all-reduce.
+
+The same command runs single-process or under ``torchrun --nproc_per_node N``; torchrun
+sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``. The
+process group uses NCCL on GPU and gloo on CPU.
+
+Equivalence with one process on the concatenated batch: every rank draws the same
+shuffled global batch (numpy Generator seeded by (seed, epoch)) and takes one equal,
+contiguous shard of it. DDP averages gradients over ranks, which for the mean
+prediction loss equals the gradient on the whole batch. SIGReg is a non-linear
+function of the empirical characteristic function (ECF) of the whole batch, so its
+sums are all-reduced inside the loss with :func:`all_reduce_sum`, whose backward is
+the adjoint of a sum across ranks (an all-reduce of the incoming gradients, ``W`` ×
+the local gradient since every rank computes the same loss). After DDP's ÷W the
+SIGReg gradient is exactly that of the single-process loss.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(pref: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    from marketjepa.errors import MarketJepaError
+
+    if pref == "cuda" or (pref == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise MarketJepaError("train.device=cuda but no CUDA GPU is available")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def setup_distributed(device_pref: str = "auto") -> DistEnv:
+    """Detect torchrun's environment and join the process group (no-op single-process)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_pref, local_rank)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    return DistEnv(rank, world, local_rank, device)
+
+
+def cleanup_distributed(env: DistEnv) -> None:
+    if env.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(batch: np.ndarray, env: DistEnv) -> np.ndarray:
+    """This rank's contiguous share of a global batch (equal sizes; see :func:`usable_batch`)."""
+    if not env.distributed:
+        return batch
+    n = batch.size // env.world_size
+    return batch[env.rank * n : (env.rank + 1) * n]
+
+
+def usable_batch(batch_size: int, world_size: int) -> int:
+    """Largest global batch ≤ ``batch_size`` that splits into equal per-rank shards."""
+    return max(batch_size // world_size, 1) * world_size
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum across ranks; backward all-reduces the gradient (adjoint of the sum)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        dist.all_reduce(y, op=dist.ReduceOp.SUM)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        g = grad.clone()
+        dist.all_reduce(g, op=dist.ReduceOp.SUM)
+        return g
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable all-reduce (SUM); the ``reduce_fn`` handed to SIGReg under DDP."""
+    return _AllReduceSum.apply(x)
+
+
+def make_reduce_fn(env: DistEnv) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    return all_reduce_sum if env.distributed else None
+
+
+def mean_across_ranks(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """Average a tensor of metrics over ranks (no-op single-process)."""
+    if not env.distributed:
+        return values
+    out = values.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / env.world_size
+
+
+def broadcast_flag(flag: bool, env: DistEnv) -> bool:
+    """Rank 0's decision (e.g. stop early) on every rank."""
+    if not env.distributed:
+        return flag
+    t = torch.tensor([1 if flag else 0], device=env.device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())

@@ -1,0 +1,310 @@
+"""Probes: metric math, train-only fits, lift CIs on signal vs noise, the probe table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.metrics import r2_score as sk_r2
+from sklearn.preprocessing import StandardScaler
+
+from marketjepa.config import EvalConfig
+from marketjepa.evaluate import probes as pr
+from marketjepa.evaluate.tables import render_probe_tables, to_text
+
+EV = EvalConfig(bootstrap_samples=200, bootstrap_block_days=2)
+
+
+def _market_rows(seed=0, n_days=(50, 15, 15), per_day=40, signal=1.5):
+    """Rows with HOLD-heavy labels (~84/8/8) and a persistent regime behind them."""
+    rng = np.random.default_rng(seed)
+    split = np.concatenate([np.full(n * per_day, s, dtype=np.int8) for s, n in enumerate(n_days)])
+    day = np.repeat(np.arange(sum(n_days)), per_day)
+    n = day.size
+    label = rng.choice(3, size=n, p=[0.84, 0.08, 0.08])
+    regime = np.where(rng.random(n) < 0.8, label, rng.integers(0, 3, n))
+    filt = np.full((n, 3), 0.1)
+    filt[np.arange(n), regime] = 0.8
+    rows = pr.ProbeRows(
+        anchors=np.arange(n),
+        split=split,
+        label=label,
+        day=day,
+        fwd_ret=(label == 1) * 0.002 - (label == 2) * 0.002 + 0.003 * rng.normal(size=n),
+        fwd_rv=rng.normal(size=n),
+        regime=regime,
+        filter_probs=filt,
+    )
+    centers = rng.normal(size=(3, 6))
+    signal_rep = (signal * centers[label] + rng.normal(size=(n, 6))).astype(np.float32)
+    noise_rep = rng.normal(size=(n, 6)).astype(np.float32)
+    return rows, signal_rep, noise_rep
+
+
+def test_classification_metrics_match_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.choice(3, 500, p=[0.7, 0.2, 0.1])
+    p = np.where(rng.random(500) < 0.6, y, rng.integers(0, 3, 500))
+    m = pr.classification_metrics(y, p, 3, majority_class=0)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, p))
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, p))
+    assert m["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
+    assert m["majority_accuracy"] == pytest.approx(np.mean(y == 0))
+    assert m["lift_accuracy"] == pytest.approx(m["accuracy"] - np.mean(y == 0))
+    assert m["lift_balanced"] == pytest.approx(m["balanced_accuracy"] - 1 / 3)
+    # Always predicting the majority: zero lift on both (the seed's 83.3% case).
+    const = pr.classification_metrics(y, np.zeros_like(y), 3, majority_class=0)
+    assert const["lift_accuracy"] == 0 and const["lift_balanced"] == pytest.approx(0)
+    cm = pr.confusion_matrix(y, p, 3)
+    assert cm.sum() == 500 and cm[1, 2] == np.sum((y == 1) & (p == 2))
+
+
+def test_regression_metrics_match_references():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=300)
+    p = y + rng.normal(size=300)
+    assert pr.r2_score(y, p) == pytest.approx(sk_r2(y, p))
+    assert pr.spearman_ic(y, p) == pytest.approx(spearmanr(y, p).statistic)
+    assert np.isnan(pr.spearman_ic(y, np.ones(300)))
+    assert pr.share_over_chance(0.6, 0.8, 0.4) == pytest.approx(0.5)
+
+
+class RecordingLogistic(LogisticRegression):
+    """A real logistic regression that also records every matrix it is fit on."""
+
+    seen: list[np.ndarray] = []
+
+    def fit(self, X, y, sample_weight=None):
+        RecordingLogistic.seen.append(np.array(X))
+        return super().fit(X, y, sample_weight)
+
+
+def test_probe_never_fits_on_val_or_test_rows():
+    rows, sig, _ = _market_rows(n_days=(20, 8, 8), per_day=20)
+    RecordingLogistic.seen = []
+    grid = [0.01, 0.1, 1.0]
+    fit = pr.fit_classification_probe(
+        sig,
+        rows.label,
+        rows.split,
+        grid,
+        estimator_factory=lambda c: RecordingLogistic(C=c, class_weight="balanced"),
+    )
+    train = np.flatnonzero(rows.split == 0)
+    np.testing.assert_array_equal(fit.fit_rows, train)
+    z_train = StandardScaler().fit(sig[train]).transform(sig[train]).astype(np.float32)
+    assert len(RecordingLogistic.seen) == len(grid)
+    for X in RecordingLogistic.seen:
+        np.testing.assert_array_equal(X, z_train)  # exactly the train rows, nothing else
+    assert fit.param in grid and set(fit.val_scores) == set(grid)
+    assert fit.predictions.shape == rows.label.shape
+
+    with pytest.raises(AssertionError, match="outside the train split"):
+        pr._fit_train_only(
+            LogisticRegression(), sig, rows.label, np.flatnonzero(rows.split != 2), rows.split
+        )
+    ridge = pr.fit_ridge_probe(sig, rows.fwd_rv, rows.split, [1.0, 10.0])
+    np.testing.assert_array_equal(ridge.fit_rows, train)
+
+
+def test_lift_ci_above_zero_with_signal_and_covers_zero_on_noise():
+    rows, sig, noise = _market_rows(signal=0.8, n_days=(40, 20, 40))
+    reps = {"signal": sig, "noise": noise}
+    out = pr.probe_table(reps, rows, EV, eval_split=2, paired=(("signal", "noise"),))
+    cls = {r["representation"]: r for r in out["classification"]}
+    assert cls["majority"]["lift_accuracy"] == 0
+    assert cls["majority"]["ci"]["lift_balanced"] == [pytest.approx(0), pytest.approx(0)]
+    s, z = cls["signal"], cls["noise"]
+    assert s["lift_balanced"] > 0 and s["ci"]["lift_balanced"][0] > 0
+    lo, hi = z["ci"]["lift_balanced"]
+    assert lo < 0 < hi
+    assert s["confusion"] and sum(map(sum, s["confusion"])) == np.sum(rows.split == 2)
+    assert set(s["per_class"]) == {"HOLD", "BUY_CALL", "BUY_PUT"}
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "lift_accuracy"):
+        a, b = s["ci"][key]
+        assert a <= s[key] <= b
+
+    t = out["paired_tests"][0]
+    assert t["difference"] > 0 and t["ci"][0] > 0 and t["p_value"] < 0.05
+
+
+def test_probe_table_regression_latent_and_rendering():
+    rows, sig, noise = _market_rows(n_days=(30, 10, 10), per_day=30, signal=0.8)
+    rv_rep = rows.fwd_rv[:, None] + 0.5 * np.random.default_rng(3).normal(size=(rows.split.size, 2))
+    reps = {"signal": sig, "noise": noise, "har_rv": rv_rep.astype(np.float32)}
+    reps["filter"] = rows.filter_probs.astype(np.float32)
+    out = pr.probe_table(reps, rows, EV, eval_split=1)  # no test split: score on val
+    assert "har_rv" not in {r["representation"] for r in out["classification"]}
+    reg = {(r["representation"], r["target"]): r for r in out["regression"]}
+    assert ("har_rv", "fwd_ret") not in reg
+    assert reg[("har_rv", "fwd_rv")]["value"] > 0.5
+    assert reg[("constant", "fwd_rv")]["value"] <= 0.01
+    assert reg[("signal", "fwd_ret")]["metric"] == "ic"
+    assert reg[("signal", "fwd_ret")]["value"] > 0.1  # labels carry the return sign
+
+    lat = {r["representation"]: r for r in out["latent"]}
+    assert lat["bayes_filter_argmax"]["share_of_filter"] == pytest.approx(1.0)
+    assert lat["filter"]["accuracy"] == pytest.approx(lat["bayes_filter_argmax"]["accuracy"])
+    assert abs(lat["noise"]["share_of_filter"]) < 0.2
+
+    text = to_text(render_probe_tables({"evaluated_on": "val", "n_rows": {"val": 300}, **out}))
+    assert "signal" in text and "har_rv" in text and "Latent" in text
+
+
+def test_even_subsample():
+    np.testing.assert_array_equal(pr.even_subsample(5, 0), np.arange(5))
+    np.testing.assert_array_equal(pr.even_subsample(5, 10), np.arange(5))
+    idx = pr.even_subsample(1000, 10)
+    assert idx.size == 10 and idx[0] == 0 and idx[-1] == 999
+    assert np.all(np.diff(idx) >= 110)
+
+
+def test_non_finite_representation_is_a_clear_error():
+    rows, sig, _ = _market_rows(n_days=(5, 3, 3), per_day=10)
+    sig[3, 0] = np.nan
+    with pytest.raises(pr.MarketJepaError, match="non-finite"):
+        pr.probe_table({"lejepa": sig}, rows, EV)
+
+
+# ---------------------------------------------------------------------------------------
+# the stage, on a small hand-built prepared folder and a real (untrained) LeJEPA checkpoint
+# ---------------------------------------------------------------------------------------
+
+
+def _write_prepared(path, n_days=24, bars=60, seed=0):
+    """A prepared folder in the docs/architecture.md format (features, labels, truth)."""
+    import datetime as dt
+
+    import polars as pl
+
+    from marketjepa.artifacts import write_json
+
+    rng = np.random.default_rng(seed)
+    n = n_days * bars
+    regime = np.repeat(rng.integers(0, 3, n // 30 + 1), 30)[:n]
+    feats = rng.normal(size=(n, 3)).astype(np.float32)
+    feats[:, 0] += (regime - 1) * 0.7
+    label = np.where(rng.random(n) < 0.7, 0, regime).astype(np.int8)
+    day = np.repeat(np.arange(n_days), bars)
+    split = np.select([day < 14, day == 14, day < 19, day == 19], [0, -1, 1, -1], 2).astype(np.int8)
+    close = 100 * np.exp(np.cumsum(0.001 * rng.normal(size=n)))
+    filt = np.full((n, 3), 0.15)
+    filt[np.arange(n), regime] = 0.7
+    start = dt.date(2022, 1, 3)
+    frame = pl.DataFrame(
+        {
+            "ts": np.arange(n, dtype=np.int64) * 60_000_000_000,
+            "session": [start + dt.timedelta(days=int(d)) for d in day],
+            "split": split,
+            "label": label,
+            "fwd_ret": rng.normal(size=n).astype(np.float32),
+            "fwd_rv": rng.normal(size=n).astype(np.float32),
+            "minute": np.tile(np.arange(bars, dtype=np.int16), n_days),
+            "sigma_h": np.ones(n, dtype=np.float32),
+            "close": close,
+            "options_valid": np.ones(n, dtype=bool),
+            **{f"f_x{i}": feats[:, i] for i in range(3)},
+        }
+    )
+    path.mkdir(parents=True)
+    frame.write_parquet(path / "dataset.parquet")
+    truth = {"ts": frame["ts"], "regime": regime.astype(np.int8)}
+    truth |= {f"filter_p{k}": filt[:, k] for k in range(3)}
+    pl.DataFrame(truth).write_parquet(path / "truth.parquet")
+    write_json(path / "manifest.json", {"feature_names": ["x0", "x1", "x2"]})
+    write_json(path / "normalization.json", {"method": "robust", "features": {}})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import torch
+
+    from marketjepa.config import load_config
+    from marketjepa.data.prepared import PreparedData
+    from marketjepa.data.windows import WindowDataset, WindowSpec, context_starts
+    from marketjepa.model.jepa import LeJEPA
+    from marketjepa.train.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("probe_stage")
+    prepared, run_dir = root / "prepared", root / "run"
+    _write_prepared(prepared)
+    cfg = load_config(
+        "tiny",
+        overrides=[
+            "eval.bootstrap_samples=30",
+            "eval.probe_c_grid=[0.1, 1.0]",
+            "eval.ridge_alpha_grid=[1.0, 100.0]",
+            "eval.supervised_epochs=1",
+            "train.max_steps_per_epoch=3",
+            "train.batch_size=64",
+            "train.device=cpu",
+        ],
+    )
+    data = PreparedData.load(prepared)
+    spec = WindowSpec.from_config(cfg.windows)
+    torch.manual_seed(123)  # not the random-init baseline's seed
+    model = LeJEPA(3, spec, cfg.model, cfg.loss).eval()
+    save_checkpoint(
+        run_dir / "checkpoints" / "best.pt",
+        {"config_yaml": cfg.to_yaml(), "n_features": 3, "model": model.state_dict()},
+    )
+    ds = WindowDataset(data.features, spec)
+    (run_dir / "embeddings").mkdir()
+    for s, name in pr.SPLIT_NAMES.items():
+        starts = context_starts(data.split, s, spec, stride=2, anchor_mask=data.label >= 0)
+        with torch.no_grad():
+            pooled = model.embed(ds.context(starts))[0].numpy()
+        np.savez(
+            run_dir / "embeddings" / f"{name}.npz",
+            pooled=pooled,
+            sigreg=pooled,
+            starts=starts,
+            anchors=spec.anchor(starts),
+        )
+    return cfg, prepared, run_dir
+
+
+def test_run_probes_writes_representations_and_json(tiny_run, capsys):
+    from marketjepa.artifacts import read_json
+
+    cfg, prepared, run_dir = tiny_run
+    result = pr.run_probes(cfg, prepared, run_dir)
+    assert result["evaluated_on"] == "test"
+    assert read_json(run_dir / "probes.json")["evaluated_on"] == "test"
+    names = {r["representation"] for r in result["classification"]}
+    expected = {"majority", "lejepa", "lejepa_mean", "raw_window", "hybrid", "random_init"}
+    assert expected | {"supervised", "oracle_latent", "oracle_filter"} <= names
+    reg_names = {r["representation"] for r in result["regression"]}
+    assert reg_names >= {"har_rv", "har_rv_intraday", "constant"}
+    assert {(t["a"], t["b"]) for t in result["paired_tests"]} >= {
+        ("lejepa", "raw_window"),
+        ("lejepa", "random_init"),
+    }
+    oracle = next(r for r in result["classification"] if r["representation"] == "oracle_latent")
+    assert oracle["lift_balanced"] > 0.2  # the planted regime drives the labels
+    with np.load(run_dir / "representations" / "lejepa.npz") as z:
+        ref = {s: z[f"anchors_{s}"] for s in ("train", "val", "test")}
+    for name in (names - {"majority"}) | {"har_rv", "har_rv_intraday"}:
+        with np.load(run_dir / "representations" / f"{name}.npz") as z:
+            for split in ("train", "val", "test"):
+                assert z[split].shape[0] == result["n_rows"][split]
+                np.testing.assert_array_equal(z[f"anchors_{split}"], ref[split])  # same rows
+    assert "Entry-label probes on test rows" in capsys.readouterr().out
+
+
+def test_run_probes_without_test_split_scores_on_val(tiny_run, tmp_path):
+    import shutil
+
+    cfg, prepared, run_dir = tiny_run
+    run2 = tmp_path / "run"
+    shutil.copytree(run_dir / "checkpoints", run2 / "checkpoints")
+    for name in ("train", "val"):
+        (run2 / "embeddings").mkdir(exist_ok=True)
+        shutil.copy(run_dir / "embeddings" / f"{name}.npz", run2 / "embeddings")
+    cfg2 = cfg.model_copy(update={"split": cfg.split.model_copy(update={"val": 0.3, "test": 0.0})})
+    result = pr.run_probes(cfg2, prepared, run2)
+    assert result["evaluated_on"] == "val"
+    assert result["n_rows"]["test"] == 0
+    assert any("no test split" in n for n in result["notes"])
