@@ -18,6 +18,9 @@ from rich.progress import (
 T = TypeVar("T")
 
 console = Console(stderr=False, highlight=False)
+if not console.is_terminal:
+    # Logs and pipes get readable tables instead of rich's 80-column default.
+    console.width = max(console.width, 160)
 
 
 def make_progress(transient: bool = False) -> Progress:

@@ -308,3 +308,25 @@ def test_run_probes_without_test_split_scores_on_val(tiny_run, tmp_path):
     assert result["evaluated_on"] == "val"
     assert result["n_rows"]["test"] == 0
     assert any("no test split" in n for n in result["notes"])
+
+
+def test_direction_accuracy_from_confusion_matrix():
+    from marketjepa.evaluate.probes import direction_accuracy
+
+    # rows = truth (HOLD, CALL, PUT); HOLD rows and HOLD predictions carry no direction
+    cm = np.array([[50, 7, 3], [4, 6, 2], [9, 1, 3]])
+    assert direction_accuracy(cm) == pytest.approx(0.5 * (6 / 8 + 3 / 4))
+    assert np.isnan(direction_accuracy(np.diag([5, 0, 0])))
+
+
+def test_volatility_timing_gives_balanced_lift_but_no_direction_lift():
+    # A predictor that knows *when* a large move comes but guesses its sign at random:
+    # balanced accuracy rises well above 1/3, direction accuracy stays at chance.
+    rng = np.random.default_rng(0)
+    n = 20000
+    y = rng.choice(3, size=n, p=[0.8, 0.1, 0.1])
+    moves = y > 0
+    pred = np.where(moves, rng.integers(1, 3, size=n), 0)
+    m = pr.classification_metrics(y, pred, 3, 0)
+    assert m["lift_balanced"] > 0.25
+    assert abs(m["lift_direction"]) < 0.03

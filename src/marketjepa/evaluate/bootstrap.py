@@ -18,6 +18,7 @@ the distribution of their metric difference.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -128,7 +129,10 @@ def _as_vector(value: MetricValue) -> tuple[np.ndarray, list[str] | None]:
 def _percentile_ci(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     alpha = 1.0 - level
     finite = np.where(np.isfinite(samples), samples, np.nan)
-    with np.errstate(all="ignore"):
+    # An undefined metric (e.g. direction accuracy of a predictor that never trades) has
+    # all-NaN replicates and a NaN interval; that is the answer, not a warning.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         lo = np.nanquantile(finite, alpha / 2, axis=0)
         hi = np.nanquantile(finite, 1 - alpha / 2, axis=0)
     return lo, hi

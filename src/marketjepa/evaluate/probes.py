@@ -80,6 +80,12 @@ def classification_metrics(
       predicting it scores)
     - ``lift_accuracy = accuracy − majority accuracy``;
       ``lift_balanced = balanced accuracy − 1/K`` (both in absolute points)
+    - direction accuracy: among rows where both the truth and the prediction are a move
+      (CALL or PUT), the mean of the CALL and PUT recalls
+      ``½·[M_CC/(M_CC+M_CP) + M_PP/(M_PC+M_PP)]`` (chance = ½), and
+      ``lift_direction = direction accuracy − ½``. This isolates *direction*: balanced
+      accuracy also rewards predicting *when* a large move comes (volatility, which is
+      predictable even in a martingale market), direction accuracy does not.
     """
     cm = confusion_matrix(y_true, y_pred, n_classes)
     n = cm.sum()
@@ -87,13 +93,19 @@ def classification_metrics(
         nan = float("nan")
         return dict.fromkeys(
             ("accuracy", "balanced_accuracy", "macro_f1", "majority_accuracy"), nan
-        ) | {"lift_accuracy": nan, "lift_balanced": nan}
+        ) | {
+            "lift_accuracy": nan,
+            "lift_balanced": nan,
+            "direction_accuracy": nan,
+            "lift_direction": nan,
+        }
     _, recall, f1 = per_class_scores(cm)
     support = cm.sum(axis=1)
     used = (support + cm.sum(axis=0)) > 0
     acc = float(np.trace(cm) / n)
     bacc = float(np.nanmean(recall[support > 0]))
     majority = float(support[majority_class] / n)
+    direction = direction_accuracy(cm)
     return {
         "accuracy": acc,
         "balanced_accuracy": bacc,
@@ -101,7 +113,23 @@ def classification_metrics(
         "majority_accuracy": majority,
         "lift_accuracy": acc - majority,
         "lift_balanced": bacc - 1.0 / n_classes,
+        "direction_accuracy": direction,
+        "lift_direction": direction - 0.5,
     }
+
+
+def direction_accuracy(cm: np.ndarray, call: int = 1, put: int = 2) -> float:
+    """Balanced CALL-vs-PUT accuracy on rows where truth and prediction are both moves.
+
+    ``½·[M_CC/(M_CC+M_CP) + M_PP/(M_PC+M_PP)]`` from the confusion matrix ``M`` (rows =
+    truth); a class with no such rows is left out; NaN when neither has any.
+    """
+    recalls = []
+    for k, other in ((call, put), (put, call)):
+        n = cm[k, k] + cm[k, other]
+        if n > 0:
+            recalls.append(cm[k, k] / n)
+    return float(np.mean(recalls)) if recalls else float("nan")
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -43,7 +43,8 @@ def classification_table(probes: dict[str, Any]) -> Table:
         box=box.SIMPLE_HEAD,
     )
     t.add_column("representation", no_wrap=True)
-    for col in ("dim", "bal.acc", "lift vs 1/3", "acc", "lift vs majority", "macro-F1", "C"):
+    cols = ("dim", "bal.acc", "lift vs 1/3", "acc", "lift vs majority", "direction lift vs ½")
+    for col in (*cols, "macro-F1", "C"):
         t.add_column(col, justify="right", no_wrap=True)
     for r in probes["classification"]:
         ci = r.get("ci", {})
@@ -55,6 +56,8 @@ def classification_table(probes: dict[str, Any]) -> Table:
             + _mark(ci.get("lift_balanced")),
             fmt(r["accuracy"]),
             fmt_ci(r["lift_accuracy"], ci.get("lift_accuracy"), signed=True),
+            fmt_ci(r.get("lift_direction"), ci.get("lift_direction"), signed=True)
+            + _mark(ci.get("lift_direction")),
             fmt(r["macro_f1"]),
             "—" if r.get("C") is None else f"{r['C']:g}",
         )

@@ -35,7 +35,7 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
     probes        available, note, n_classes, split,
                   classification [{name, kind, accuracy, accuracy_ci, balanced_accuracy,
                     balanced_accuracy_ci, macro_f1, majority_rate, acc_lift, bacc_lift,
-                    bacc_lift_ci, confusion}],
+                    bacc_lift_ci, dir_acc(_ci), dir_lift(_ci), confusion}],
                   regression [{name, target, r2, r2_ci, ic, ic_ci}],
                   latent [{name, accuracy, accuracy_ci, share_of_filter}],
                   paired [{a, b, metric, diff, ci}]
@@ -406,6 +406,8 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
         if maj is None:
             maj = _num(_first(probes, "majority_rate", "majority"))
         lift, lift_ci = _metric(r, "bacc_lift", "lift_balanced", "balanced_accuracy_lift")
+        dir_acc, dir_acc_ci = _metric(r, "dir_acc", "direction_accuracy")
+        dir_lift, dir_lift_ci = _metric(r, "dir_lift", "lift_direction")
         if lift is None and bacc is not None:
             # The majority predictor's balanced accuracy is 1/K: lift is measured against it.
             lift = bacc - chance
@@ -425,6 +427,10 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
                 "acc_lift": acc - maj if acc is not None and maj is not None else None,
                 "bacc_lift": lift,
                 "bacc_lift_ci": lift_ci,
+                "dir_acc": dir_acc,
+                "dir_acc_ci": dir_acc_ci,
+                "dir_lift": dir_lift,
+                "dir_lift_ci": dir_lift_ci,
                 "confusion": conf if isinstance(conf, list) else None,
             }
         )
@@ -797,6 +803,8 @@ def key_numbers(summary: dict[str, Any]) -> dict[str, Any]:
         "LeJEPA balanced acc": lejepa.get("balanced_accuracy"),
         "LeJEPA bal-acc lift": lejepa.get("bacc_lift"),
         "raw window bal-acc lift": raw.get("bacc_lift"),
+        "LeJEPA direction lift": lejepa.get("dir_lift"),
+        "raw window direction lift": raw.get("dir_lift"),
         "latent acc (last epoch)": final.get("latent_acc"),
         "backtest total return": btm.get("total_return"),
         "backtest trades": btm.get("n_trades"),

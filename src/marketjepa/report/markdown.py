@@ -280,7 +280,11 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
             Para(
                 f"Class-balanced logistic regression on the {probes.get('n_classes')}-class entry label, "
                 f"scored on {probes.get('split')} days; 95% block-bootstrap CIs. Lift = balanced accuracy "
-                f"− 1/{probes.get('n_classes')} (the majority predictor's balanced accuracy)."
+                f"− 1/{probes.get('n_classes')} (the majority predictor's balanced accuracy). "
+                "Direction = CALL-vs-PUT accuracy among rows where truth and prediction are both "
+                "moves (chance ½); Status judges the direction lift, because balanced accuracy "
+                "also rewards timing large moves (volatility), which is predictable even in a "
+                "market with no directional edge."
             )
         )
         rows = []
@@ -293,6 +297,7 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
                     _pct_ci(r.get("accuracy"), r.get("accuracy_ci")),
                     _pct_ci(r.get("balanced_accuracy"), r.get("balanced_accuracy_ci")),
                     _num_ci(r.get("bacc_lift"), r.get("bacc_lift_ci")),
+                    _pct_ci(r.get("dir_acc"), r.get("dir_acc_ci")),
                     fmt(r.get("macro_f1")),
                     status,
                 ]
@@ -305,6 +310,7 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
                     "Accuracy [95% CI]",
                     "Balanced acc. [95% CI]",
                     "Lift [95% CI]",
+                    "Direction acc. [95% CI]",
                     "Macro-F1",
                     "Status",
                 ],

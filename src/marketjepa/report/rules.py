@@ -322,9 +322,19 @@ def metric_statuses(summary: dict) -> list[dict[str, Any]]:
 def lift_status(row: dict) -> tuple[str, str]:
     """LIFT / NO LIFT / BELOW / UNCERTAIN for one probe row, and the evidence sentence.
 
-    Primary: the balanced-accuracy lift CI (vs 1/K, the majority predictor's balanced
-    accuracy) against 0. Fallback: the accuracy CI against the majority-class rate.
+    Primary: the *direction* lift CI (CALL-vs-PUT accuracy among predicted and true
+    moves, minus ½) against 0 — a directional edge, which volatility timing alone cannot
+    fake. Then the balanced-accuracy lift CI (vs 1/K), then the accuracy CI against the
+    majority-class rate.
     """
+    dlift, dci = row.get("dir_lift"), row.get("dir_lift_ci")
+    if dci and ok(dlift):
+        ev = f"direction-accuracy lift {fmt(dlift)} CI {fmt_ci(dci)}"
+        if dci[0] > 0:
+            return "LIFT", ev + " is above 0"
+        if dci[1] < 0:
+            return "BELOW", ev + " is below 0"
+        return "NO LIFT", ev + " covers 0"
     lift, ci = row.get("bacc_lift"), row.get("bacc_lift_ci")
     if ci:
         ev = f"balanced-accuracy lift {fmt(lift)} CI {fmt_ci(ci)}"
@@ -360,6 +370,8 @@ def probe_lifts(summary: dict) -> list[Finding]:
                 status,
                 f"{r['name']}: {ev}",
                 {
+                    "dir_lift": r.get("dir_lift"),
+                    "dir_lift_ci": r.get("dir_lift_ci"),
                     "bacc_lift": r.get("bacc_lift"),
                     "ci": r.get("bacc_lift_ci"),
                     "accuracy": r.get("accuracy"),
@@ -384,13 +396,18 @@ def signal_present(summary: dict) -> Finding | None:
         return None
     lifted = [j for j in judged if j[1] == "LIFT"]
     if lifted:
-        r, _, ev = max(lifted, key=lambda j: j[0]["bacc_lift"] or 0.0)
+        r, _, ev = max(lifted, key=lambda j: j[0].get("dir_lift") or j[0]["bacc_lift"] or 0.0)
         return _finding(
             "signal_present",
             "ok",
             "SIGNAL PRESENT",
             f"signal present: {r['name']} {ev}",
-            {"name": r["name"], "bacc_lift": r.get("bacc_lift"), "ci": r.get("bacc_lift_ci")},
+            {
+                "name": r["name"],
+                "dir_lift": r.get("dir_lift"),
+                "bacc_lift": r.get("bacc_lift"),
+                "ci": r.get("bacc_lift_ci"),
+            },
             0.0,
         )
     evs = "; ".join(f"{r['name']} {ev}" for r, _, ev in judged)
