@@ -170,26 +170,50 @@ def pretrain(
     watchdog stops training early when scale-invariant diagnostics say collapsed. Works
     single-process and under `torchrun --nproc_per_node N` (DDP).
     """
+    import os
+    import time
+
     from marketjepa.artifacts import init_run_dir, new_run_dir
+    from marketjepa.paths import prepared_dir
     from marketjepa.pipeline import ensure_prepared, ensure_synthetic, mark_stage
     from marketjepa.train.pretrain import pretrain as run_pretrain
 
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and run_dir is None:
+        raise MarketJepaError(
+            "under torchrun, pass --run-dir so that every rank writes to the same run"
+        )
     if resume and run_dir is not None and (run_dir / "config.yaml").exists():
-        cfg = _load_run(run_dir, set_)
+        cfg = _load_run(run_dir, None if rank else set_)
     else:
         cfg = _config(preset, config, set_)
-    if cfg.data.source == "synthetic":
-        ensure_synthetic(cfg)
-    prep = ensure_prepared(cfg)
-    if run_dir is None:
-        run_dir = new_run_dir(cfg)
-    elif not (run_dir / "config.yaml").exists():
-        init_run_dir(run_dir, cfg)
-    import time
-
+    if rank == 0:
+        # Only rank 0 builds data and the run directory; the others wait for them.
+        if cfg.data.source == "synthetic":
+            ensure_synthetic(cfg)
+        prep = ensure_prepared(cfg)
+        if run_dir is None:
+            run_dir = new_run_dir(cfg)
+        elif not (run_dir / "config.yaml").exists():
+            init_run_dir(run_dir, cfg)
+    else:
+        prep = prepared_dir(cfg)
+        _wait_for([prep / "manifest.json", run_dir / "config.yaml"])
     t0 = time.perf_counter()
     run_pretrain(cfg, prep, run_dir, resume=resume)
-    mark_stage(cfg, run_dir, "pretrain", time.perf_counter() - t0)
+    if rank == 0:
+        mark_stage(cfg, run_dir, "pretrain", time.perf_counter() - t0)
+
+
+def _wait_for(paths: list[Path], timeout_s: float = 3600.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not all(p.exists() for p in paths):
+        if time.monotonic() > deadline:
+            missing = ", ".join(str(p) for p in paths if not p.exists())
+            raise MarketJepaError(f"timed out waiting for rank 0 to write {missing}")
+        time.sleep(1.0)
 
 
 @app.command()

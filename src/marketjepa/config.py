@@ -203,6 +203,9 @@ class LossConfig(_Section):
     # Predict every target patch (each a horizon) vs only the pooled target embedding.
     multi_horizon: bool = True
     aux_reconstruction: float = Field(0.0, ge=0)
+    # Contrastive auxiliary (seed option 2): InfoNCE between predicted and actual targets.
+    aux_infonce: float = Field(0.0, ge=0)
+    infonce_temperature: float = Field(0.1, gt=0)
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:

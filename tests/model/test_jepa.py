@@ -208,3 +208,35 @@ def test_seed_preset_forward():
     assert out["pred_per_horizon"].shape == (30,)
     assert out["z_probe"].shape == (2, 256)
     torch.testing.assert_close(out["loss"], out["pred"] + 0.1 * out["sigreg"])
+
+
+def test_info_nce_matches_manual_cross_entropy():
+    import math
+
+    from marketjepa.model.infonce import info_nce
+
+    g = torch.Generator().manual_seed(0)
+    p, t = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
+    pn, tn = p / p.norm(dim=1, keepdim=True), t / t.norm(dim=1, keepdim=True)
+    sims = (pn @ tn.T / 0.1).tolist()
+    manual = -sum(sims[i][i] - math.log(sum(math.exp(v) for v in sims[i])) for i in range(5)) / 5
+    assert info_nce(p, t, 0.1).item() == pytest.approx(manual, rel=1e-5)
+    # aligned pairs give a much lower loss than shuffled ones
+    assert info_nce(p, p, 0.1) < info_nce(p, p[torch.tensor([1, 2, 3, 4, 0])], 0.1)
+
+
+def test_infonce_auxiliary_adds_to_the_loss():
+    from marketjepa.config import load_config
+    from marketjepa.data.windows import WindowSpec
+    from marketjepa.model.jepa import LeJEPA
+
+    cfg = load_config("tiny", overrides=["loss.aux_infonce=0.5"])
+    spec = WindowSpec.from_config(cfg.windows)
+    torch.manual_seed(0)
+    model = LeJEPA(6, spec, cfg.model, cfg.loss)
+    ctx = torch.randn(16, spec.context_len, 6)
+    tgt = torch.randn(16, spec.target_len, 6)
+    out = model(ctx, tgt, step=0)
+    base = out["pred"] + cfg.loss.lambda_sigreg * out["sigreg"]
+    assert torch.allclose(out["loss"], base + 0.5 * out["aux_infonce"], atol=1e-5)
+    out["loss"].backward()

@@ -13,6 +13,7 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
             | (1 − λ)·pred + λ·sigreg         ('lejepa': the LeJEPA objective,
                                                Balestriero & LeCun 2025)
             (+ a·aux_recon if ``aux_reconstruction`` = a > 0)
+            (+ c·InfoNCE(pred, target) if ``aux_infonce`` = c > 0, see ``infonce.py``)
 
 Without EMA (the LeJEPA default) the target path is the encoder itself, with gradients
 and no stop-gradient: SIGReg alone prevents collapse. With EMA (the seed: 0.996) the
@@ -39,6 +40,7 @@ from torch import Tensor, nn
 from marketjepa.config import LossConfig, ModelConfig
 from marketjepa.data.windows import WindowSpec
 from marketjepa.model.encoder import PatchEncoder, pool_tokens
+from marketjepa.model.infonce import info_nce
 from marketjepa.model.predictor import Predictor
 from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
 
@@ -137,6 +139,11 @@ class LeJEPA(nn.Module):
             aux = F.mse_loss(recon, target[:, :p].reshape(-1, p * f).float())
             loss = loss + cfg.aux_reconstruction * aux
             out["aux_recon"] = aux
+
+        if cfg.aux_infonce > 0:
+            nce = info_nce(preds.mean(dim=1), targets.mean(dim=1), cfg.infonce_temperature)
+            loss = loss + cfg.aux_infonce * nce
+            out["aux_infonce"] = nce
 
         out.update(
             loss=loss,

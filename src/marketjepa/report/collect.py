@@ -707,6 +707,7 @@ def _backtest_section(bt_dir: Path, cfg: dict | None, policy_rep: Any) -> dict[s
         "evaluated_on": str(_first(raw, "evaluated_on", "split") or "unknown"),
         "pricing": pricing,
         "prices_modeled": bool(modeled) if modeled is not None else None,
+        "price_sources": raw.get("price_sources") or {},
         "representation": primary,
         "metrics": metrics,
         "attribution": _attribution(trades, raw, primary),

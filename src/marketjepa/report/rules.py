@@ -710,13 +710,25 @@ def evaluated_split(summary: dict) -> Finding | None:
 def prices_modeled(summary: dict) -> Finding | None:
     bt = summary.get("backtest", {})
     if bt.get("prices_modeled"):
+        src = {k: v for k, v in (bt.get("price_sources") or {}).items() if ok(v)}
+        total = sum(src.values())
+        detail = ""
+        if total:
+            parts = {
+                "surface_observed": "Black–Scholes on the IV surface inverted from option bars",
+                "surface_proxy": "Black–Scholes on the IV proxy (trailing realized vol × ratio)",
+                "bars": "the contract's own minute bars",
+            }
+            detail = ": " + "; ".join(
+                f"{100 * n / total:.1f}% {parts.get(k, k)}" for k, n in src.items() if n
+            )
         return _finding(
             "prices_modeled",
             "info",
             "PRICES MODELED",
-            f"option prices were modeled (pricing mode '{bt.get('pricing')}': Black–Scholes on "
-            "an IV surface or proxy), not observed trades",
-            {"pricing": bt.get("pricing")},
+            f"option prices were modeled (pricing mode '{bt.get('pricing')}'), not observed "
+            f"trades{detail}",
+            {"pricing": bt.get("pricing"), **src},
             None,
         )
     return None
