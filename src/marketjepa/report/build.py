@@ -61,6 +61,11 @@ def _edge_line(summary: dict, f: dict[str, dict]) -> str:
     return line
 
 
+def _count(n) -> str:
+    """Trade counts are integers except for averages over seeds."""
+    return str(int(n)) if ok(n) and float(n).is_integer() else fmt(n)
+
+
 def _money_line(summary: dict, f: dict[str, dict]) -> str:
     bt = summary.get("backtest") or {}
     if not bt.get("available"):
@@ -83,7 +88,7 @@ def _money_line(summary: dict, f: dict[str, dict]) -> str:
     if gained <= 0:
         return (
             f"Strategy after costs: loses money — total return {pct(ret, 2)}"
-            f"{costs}, {m.get('n_trades')} trades{where}"
+            f"{costs}, {_count(m.get('n_trades'))} trades{where}"
         )
     # Profit claims need a significant deflated Sharpe ratio; PSR alone is not enough.
     if ok(dsr) and dsr >= SIGNIFICANCE:
