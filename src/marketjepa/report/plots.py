@@ -102,7 +102,8 @@ def eigen_spectrum(summary: dict) -> bytes | None:
 
 
 def probe_lifts(summary: dict) -> bytes | None:
-    """Balanced-accuracy lift over the majority predictor with 95% CIs, per representation."""
+    """Per representation, with 95% CIs: balanced-accuracy lift over the majority predictor
+    (left) and direction-accuracy lift over ½ (right, the directional edge)."""
     rows = [
         r
         for r in (summary.get("probes") or {}).get("classification") or []
@@ -110,14 +111,6 @@ def probe_lifts(summary: dict) -> bytes | None:
     ]
     if not rows:
         return None
-    names = [r["name"] for r in rows]
-    lift = np.array([r["bacc_lift"] for r in rows])
-    lo = np.array(
-        [r["bacc_lift"] - r["bacc_lift_ci"][0] if r.get("bacc_lift_ci") else 0 for r in rows]
-    )
-    hi = np.array(
-        [r["bacc_lift_ci"][1] - r["bacc_lift"] if r.get("bacc_lift_ci") else 0 for r in rows]
-    )
     colors = [
         "tab:red"
         if r.get("kind") == "encoder"
@@ -126,15 +119,27 @@ def probe_lifts(summary: dict) -> bytes | None:
         else "tab:gray"
         for r in rows
     ]
-    fig = Figure(figsize=(6, 0.45 * len(rows) + 1.2))
-    ax = fig.add_subplot(1, 1, 1)
+    panels = [("bacc_lift", "balanced-accuracy lift over majority (95% CI)")]
+    if any(ok(r.get("dir_lift")) for r in rows):
+        panels.append(("dir_lift", "direction-accuracy lift over ½ (95% CI)"))
+    fig = Figure(figsize=(5.5 * len(panels), 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))
-    ax.barh(y, lift, color=colors, alpha=0.6)
-    ax.errorbar(lift, y, xerr=[lo, hi], fmt="none", ecolor="black", capsize=3)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, names)
-    ax.invert_yaxis()
-    ax.set_xlabel("balanced-accuracy lift over majority (95% CI)")
+    for i, (key, label) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        lift = np.array([r[key] if ok(r.get(key)) else np.nan for r in rows])
+        cis = [r.get(f"{key}_ci") for r in rows]
+        lo = np.array(
+            [v - c[0] if c and ok(c[0]) and ok(v) else 0 for v, c in zip(lift, cis, strict=True)]
+        )
+        hi = np.array(
+            [c[1] - v if c and ok(c[1]) and ok(v) else 0 for v, c in zip(lift, cis, strict=True)]
+        )
+        ax.barh(y, np.nan_to_num(lift), color=colors, alpha=0.6)
+        ax.errorbar(np.nan_to_num(lift), y, xerr=[lo, hi], fmt="none", ecolor="black", capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [r["name"] for r in rows] if i == 0 else [""] * len(rows))
+        ax.invert_yaxis()
+        ax.set_xlabel(label)
     fig.tight_layout()
     return _png(fig)
 
