@@ -26,6 +26,20 @@ import numpy as np
 from marketjepa import __version__
 from marketjepa.config import Config, save_config
 
+# Scalar embedding statistics (a subset of evaluate.diagnostics.embedding_stats) that
+# pretraining logs per tensor as metrics.csv columns ``sig_<k>`` / ``probe_<k>`` and that
+# the report reads back from metrics.csv and diagnostics.json.
+EMBEDDING_STAT_KEYS = (
+    "dim_var_mean",
+    "dim_var_std",
+    "dim_var_min",
+    "mean_sq_norm",
+    "norm_var",
+    "rankme",
+    "rankme_ratio",
+    "dead_dims",
+)
+
 
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.integer):

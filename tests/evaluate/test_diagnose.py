@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.tiny import TINY_MODEL, ar1_features
 from marketjepa.config import load_config
 from marketjepa.data.windows import WindowDataset
 from marketjepa.evaluate.diagnose import diagnose_arrays
@@ -15,18 +16,7 @@ from marketjepa.train.checkpoint import load_model
 from marketjepa.train.pretrain import train_lejepa
 
 BASE = [
-    "model.d_model=16",
-    "model.n_heads=2",
-    "model.n_layers=1",
-    "model.ff_dim=32",
-    "model.predictor_d_model=16",
-    "model.predictor_heads=2",
-    "windows.patch_len=4",
-    "windows.context_patches=4",
-    "windows.gap_patches=1",
-    "windows.target_patches=2",
-    "windows.stride=2",
-    "loss.num_slices=16",
+    *TINY_MODEL,
     "train.batch_size=32",
     "train.epochs=1",
     "train.max_steps_per_epoch=2",
@@ -38,10 +28,7 @@ BASE = [
 
 def market(n: int = 800, f: int = 3):
     rng = np.random.default_rng(2)
-    x = np.zeros((n, f), np.float32)
-    e = rng.standard_normal((n, f)).astype(np.float32)
-    for t in range(1, n):
-        x[t] = 0.7 * x[t - 1] + e[t]
+    x = ar1_features(rng, n, f)
     split = np.zeros(n, np.int8)
     split[480:490] = -1
     split[490:640] = 1

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 import torch
 
+from helpers.tiny import TINY_MODEL, ar1_features, read_metrics
 from marketjepa.config import load_config
 from marketjepa.errors import MarketJepaError
 from marketjepa.train.checkpoint import load_checkpoint, load_model, save_checkpoint
 from marketjepa.train.pretrain import METRIC_COLUMNS, train_lejepa
 
 TINY = [
-    "model.d_model=16",
-    "model.n_heads=2",
-    "model.n_layers=1",
-    "model.ff_dim=32",
-    "model.predictor_d_model=16",
-    "model.predictor_heads=2",
-    "windows.patch_len=4",
-    "windows.context_patches=4",
-    "windows.gap_patches=1",
-    "windows.target_patches=2",
-    "windows.stride=2",
-    "loss.num_slices=16",
+    *TINY_MODEL,
     "train.batch_size=32",
     "train.max_val_windows=64",
     "train.device=cpu",
@@ -38,19 +26,11 @@ def tiny_cfg(*extra: str):
 
 def market(n: int = 700, f: int = 3, seed: int = 1):
     rng = np.random.default_rng(seed)
-    x = np.zeros((n, f), np.float32)
-    e = rng.standard_normal((n, f)).astype(np.float32)
-    for t in range(1, n):
-        x[t] = 0.7 * x[t - 1] + e[t]
+    x = ar1_features(rng, n, f)
     split = np.zeros(n, np.int8)
     split[500:510] = -1
     split[510:] = 1
     return x, split
-
-
-def metrics(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
 
 
 class Killed(Exception):
@@ -71,13 +51,13 @@ def test_resume_matches_uninterrupted_run(tmp_path):
 
     with pytest.raises(Killed):
         train_lejepa(cfg, x, split, tmp_path / "cut", on_epoch_end=kill_after_second_epoch)
-    assert len(metrics(tmp_path / "cut" / "metrics.csv")) == 2
+    assert len(read_metrics(tmp_path / "cut" / "metrics.csv")) == 2
     out = train_lejepa(cfg, x, split, tmp_path / "cut", resume=True)
     assert out["status"] == "completed" and out["epochs_run"] == 3
 
     full, cut = (
-        metrics(tmp_path / "full" / "metrics.csv"),
-        metrics(tmp_path / "cut" / "metrics.csv"),
+        read_metrics(tmp_path / "full" / "metrics.csv"),
+        read_metrics(tmp_path / "cut" / "metrics.csv"),
     )
     assert len(cut) == 3
     for a, b in zip(full, cut, strict=True):

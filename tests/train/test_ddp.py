@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import socket
 
@@ -11,6 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from helpers.tiny import TINY_MODEL, ar1_features, read_metrics
 from marketjepa.config import load_config
 from marketjepa.data.windows import WindowDataset, WindowSpec, pretrain_starts
 from marketjepa.model.jepa import LeJEPA
@@ -26,18 +26,7 @@ from marketjepa.train.pretrain import train_lejepa
 WORLD = 2
 STEP = 3
 OVERRIDES = [
-    "model.d_model=16",
-    "model.n_heads=2",
-    "model.n_layers=1",
-    "model.ff_dim=32",
-    "model.predictor_d_model=16",
-    "model.predictor_heads=2",
-    "windows.patch_len=4",
-    "windows.context_patches=4",
-    "windows.gap_patches=1",
-    "windows.target_patches=2",
-    "windows.stride=2",
-    "loss.num_slices=16",
+    *TINY_MODEL,
     "loss.sigreg_on=both",  # pooled and per-token SIGReg both all-reduced
     "train.batch_size=32",
     "train.epochs=2",
@@ -49,10 +38,7 @@ OVERRIDES = [
 
 def market(n: int = 600, f: int = 3):
     rng = np.random.default_rng(5)
-    x = np.zeros((n, f), np.float32)
-    e = rng.standard_normal((n, f)).astype(np.float32)
-    for t in range(1, n):
-        x[t] = 0.7 * x[t - 1] + e[t]
+    x = ar1_features(rng, n, f)
     split = np.zeros(n, np.int8)
     split[450:] = 1
     return x, split
@@ -102,11 +88,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _metrics(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
 def test_usable_batch_and_shards_cover_the_global_batch():
     from marketjepa.train.distributed import DistEnv
 
@@ -130,8 +111,8 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
         torch.testing.assert_close(ddp["grads"][k], grads[k], rtol=1e-4, atol=1e-5, msg=k)
 
     train_lejepa(cfg, x, split, tmp_path / "single")
-    single = _metrics(tmp_path / "single" / "metrics.csv")
-    multi = _metrics(tmp_path / "ddp" / "metrics.csv")
+    single = read_metrics(tmp_path / "single" / "metrics.csv")
+    multi = read_metrics(tmp_path / "ddp" / "metrics.csv")
     assert len(single) == len(multi) == 2
     for a, b in zip(single, multi, strict=True):
         for c in ("train_loss", "train_pred", "train_sigreg", "val_loss", "probe_rankme"):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.tiny import TINY_MODEL, ar1_features, read_metrics
 from marketjepa.config import load_config
 from marketjepa.errors import TrainingDiverged
 from marketjepa.train.checkpoint import load_checkpoint
@@ -18,18 +19,7 @@ from marketjepa.train.pretrain import METRIC_COLUMNS, _best_key, train_lejepa
 from marketjepa.train.schedule import lr_at
 
 TINY = [
-    "model.d_model=16",
-    "model.n_heads=2",
-    "model.n_layers=1",
-    "model.ff_dim=32",
-    "model.predictor_d_model=16",
-    "model.predictor_heads=2",
-    "windows.patch_len=4",
-    "windows.context_patches=4",
-    "windows.gap_patches=1",
-    "windows.target_patches=2",
-    "windows.stride=2",
-    "loss.num_slices=16",
+    *TINY_MODEL,
     "train.batch_size=32",
     "train.epochs=3",
     "train.max_steps_per_epoch=4",
@@ -46,11 +36,8 @@ def ar1_market(n: int = 900, f: int = 3, seed: int = 0):
     """AR(1) features, splits with embargo gaps, and a planted 3-state regime."""
     rng = np.random.default_rng(seed)
     regime = np.repeat(rng.integers(0, 3, n // 12 + 1), 12)[:n]
-    x = np.zeros((n, f), np.float32)
-    e = rng.standard_normal((n, f)).astype(np.float32)
     drift = np.array([-0.3, 0.0, 0.3], np.float32)[regime]
-    for t in range(1, n):
-        x[t] = 0.8 * x[t - 1] + e[t] + drift[t]
+    x = ar1_features(rng, n, f, phi=0.8, drift=drift)
     split = np.zeros(n, np.int8)
     split[600:620] = -1
     split[620:760] = 1
@@ -59,12 +46,6 @@ def ar1_market(n: int = 900, f: int = 3, seed: int = 0):
     onehot = np.eye(3)[regime] * 0.7 + 0.1
     truth = {"regime": regime, **{f"filter_p{k}": onehot[:, k] for k in range(3)}}
     return x, split, truth
-
-
-def read_metrics(path):
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return rows
 
 
 def test_loop_writes_contract_artifacts_and_learns(tmp_path):

@@ -44,20 +44,12 @@ import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
 from marketjepa.data.calendar import NS_PER_MINUTE
+from marketjepa.data.option_summary import SUMMARY_COLUMNS
 from marketjepa.errors import MarketJepaError
 
 FULL_SESSION_MINUTES = 390
 MINUTES_PER_YEAR = 252 * FULL_SESSION_MINUTES
-OPTION_COLUMNS = (
-    "iv_atm_near",
-    "iv_atm_far",
-    "iv_put_25d",
-    "iv_call_25d",
-    "call_volume",
-    "put_volume",
-    "near_dte",
-    "far_dte",
-)
+OPTION_COLUMNS = tuple(SUMMARY_COLUMNS)  # the option-summary contract of ingest
 _IV_COLUMNS = ("iv_atm_near", "iv_atm_far", "iv_put_25d", "iv_call_25d")
 
 

@@ -63,21 +63,12 @@ import numpy as np
 import polars as pl
 import yaml
 
+from marketjepa.artifacts import EMBEDDING_STAT_KEYS
 from marketjepa.config import ConfigError, read_config
 from marketjepa.errors import DataValidationError, MarketJepaError
 
 CLASS_NAMES = ("HOLD", "BUY_CALL", "BUY_PUT")
 _VALUE_KEYS = ("value", "mean", "point", "estimate")
-_DIAG_KEYS = (
-    "dim_var_mean",
-    "dim_var_std",
-    "dim_var_min",
-    "mean_sq_norm",
-    "norm_var",
-    "rankme",
-    "rankme_ratio",
-    "dead_dims",
-)
 
 
 # ---------------------------------------------------------------------------- low-level readers
@@ -333,7 +324,7 @@ def _final_section(epochs: list[dict]) -> dict[str, Any]:
     out.update({k: _num(last.get(k)) for k in ("val_loss", "val_pred", "val_sigreg")})
     # The probe tensor is the one a reader of the seed's "dim_variance_mean" cares about;
     # fall back to the SIGReg tensor, then to unprefixed columns.
-    for k in _DIAG_KEYS:
+    for k in EMBEDDING_STAT_KEYS:
         out[k] = _num(_first(last, f"probe_{k}", f"sig_{k}", k))
     out["latent_acc"] = _num(last.get("latent_acc"))
     out["latent_share"] = _num(last.get("latent_share"))
@@ -341,7 +332,7 @@ def _final_section(epochs: list[dict]) -> dict[str, Any]:
 
 
 def _tensor_stats(t: dict) -> dict[str, Any]:
-    out = {k: _num(t.get(k)) for k in _DIAG_KEYS}
+    out = {k: _num(t.get(k)) for k in EMBEDDING_STAT_KEYS}
     out["d"] = _num(_first(t, "d", "dim", "embedding_dim"))
     out["sigreg_heldout"] = _num(t.get("sigreg_heldout"))
     spec = _first(t, "spectrum", "eigenvalues")

@@ -49,7 +49,7 @@ import torch
 import yaml
 from torch import nn
 
-from marketjepa.artifacts import atomic_path, read_json, write_json
+from marketjepa.artifacts import EMBEDDING_STAT_KEYS, atomic_path, read_json, write_json
 from marketjepa.config import Config
 from marketjepa.console import make_progress, stage_line
 from marketjepa.data.windows import WindowDataset, WindowSpec, pretrain_starts
@@ -74,16 +74,6 @@ from marketjepa.train.latent_probe import latent_probe
 from marketjepa.train.schedule import lr_at
 from marketjepa.train.watchdog import CollapseWatchdog
 
-STAT_KEYS = (
-    "dim_var_mean",
-    "dim_var_std",
-    "dim_var_min",
-    "mean_sq_norm",
-    "norm_var",
-    "rankme",
-    "rankme_ratio",
-    "dead_dims",
-)
 METRIC_COLUMNS = [
     "epoch",
     "step",
@@ -94,8 +84,8 @@ METRIC_COLUMNS = [
     "val_pred",
     "val_sigreg",
     "lr",
-    *(f"sig_{k}" for k in STAT_KEYS),
-    *(f"probe_{k}" for k in STAT_KEYS),
+    *(f"sig_{k}" for k in EMBEDDING_STAT_KEYS),
+    *(f"probe_{k}" for k in EMBEDDING_STAT_KEYS),
     "latent_acc",
     "latent_share",
     "seconds",
@@ -291,7 +281,7 @@ def _diagnostics(z: np.ndarray, prefix: str, dead_share: float) -> dict[str, flo
     from marketjepa.evaluate.diagnostics import embedding_stats
 
     stats = embedding_stats(z, dead_share)
-    out = {f"{prefix}{k}": float(stats[k]) for k in STAT_KEYS}
+    out = {f"{prefix}{k}": float(stats[k]) for k in EMBEDDING_STAT_KEYS}
     out[f"{prefix}top1_share"] = float(stats["top1_share"])
     return out
 
