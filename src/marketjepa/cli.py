@@ -175,7 +175,7 @@ def pretrain(
 
     from marketjepa.artifacts import init_run_dir, new_run_dir
     from marketjepa.paths import prepared_dir
-    from marketjepa.pipeline import ensure_prepared, ensure_synthetic, mark_stage
+    from marketjepa.pipeline import ensure_prepared, ensure_synthetic, mark_stage, record_inputs
     from marketjepa.train.pretrain import pretrain as run_pretrain
 
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -196,6 +196,7 @@ def pretrain(
             run_dir = new_run_dir(cfg)
         elif not (run_dir / "config.yaml").exists():
             init_run_dir(run_dir, cfg)
+        record_inputs(run_dir, prep)
     else:
         prep = prepared_dir(cfg)
         _wait_for([prep / "manifest.json", run_dir / "config.yaml"])

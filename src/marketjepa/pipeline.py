@@ -14,11 +14,17 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from marketjepa.artifacts import init_run_dir, new_run_dir, read_json, write_json
+from marketjepa.artifacts import (
+    init_run_dir,
+    new_run_dir,
+    read_json,
+    update_manifest,
+    write_json,
+)
 from marketjepa.config import Config, read_config
 from marketjepa.console import console, stage_line
 from marketjepa.errors import MarketJepaError
-from marketjepa.paths import prepared_dir, prepared_hash, synthetic_dir
+from marketjepa.paths import prepared_hash, synthetic_dir
 
 STAGES = ["synth", "prepare", "pretrain", "diagnose", "probe", "policy", "backtest", "report"]
 RUN_STAGES = STAGES[2:]
@@ -113,6 +119,18 @@ def ensure_prepared(cfg: Config, force: bool = False) -> Path:
     return prepare(cfg, force=force)
 
 
+def record_inputs(run_dir: Path, prep: Path) -> None:
+    """Put the prepared dataset and the raw-input fingerprints into the run's manifest."""
+    prepared_manifest = prep / "manifest.json"
+    raw_inputs = (
+        read_json(prepared_manifest).get("inputs", {}) if prepared_manifest.exists() else {}
+    )
+    update_manifest(
+        run_dir,
+        inputs={"prepared": str(prep), "prepared_hash": prep.name, "raw": raw_inputs},
+    )
+
+
 def _stage_functions() -> dict[str, Callable[[Config, Path, Path], object]]:
     # Imported lazily: `marketjepa --help` must not pay for torch/sklearn imports.
     from marketjepa.evaluate.diagnose import run_diagnose
@@ -160,9 +178,8 @@ def run_pipeline(
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").exists() or force:
-        init_run_dir(
-            run_dir, cfg, inputs={"prepared": str(prep), "prepared_hash": prepared_dir(cfg).name}
-        )
+        init_run_dir(run_dir, cfg)
+    record_inputs(run_dir, prep)
     console.print(f"run directory: [bold]{run_dir}[/]")
 
     functions = _stage_functions()
