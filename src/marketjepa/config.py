@@ -258,6 +258,9 @@ class EvalConfig(_Section):
     # Subsample windows for probes (0 = all) to keep CPU presets fast.
     max_probe_windows: int = Field(20000, ge=0)
     supervised_epochs: int = Field(5, ge=1)
+    # Also fine-tune the pretrained encoder end-to-end on the labels (same routine as the
+    # supervised baseline, initialized from best.pt): representation `lejepa_finetuned`.
+    finetune: bool = True
     seed: int = 0
 
 

@@ -12,6 +12,7 @@ from marketjepa.data.splits import (
     day_splits,
     days_per_split,
     row_splits,
+    walk_forward_eval_folds,
     walk_forward_folds,
 )
 from marketjepa.errors import MarketJepaError
@@ -59,3 +60,27 @@ def test_walk_forward_folds_expand_and_never_look_back():
         assert tr.size > prev_train
         prev_train = tr.size
     assert walk_forward_folds(100, SplitConfig()) == []
+
+
+@pytest.mark.parametrize("embargo", [0, 2])
+def test_walk_forward_eval_folds_fit_select_score_in_time_order(embargo):
+    cfg = SplitConfig(embargo_days=embargo, walk_forward_folds=3)
+    folds = walk_forward_eval_folds(100, cfg)
+    assert len(folds) == 3
+    blocks = []
+    for f in folds:
+        fit, sel, score = (np.flatnonzero(f == s) for s in (TRAIN, VAL, TEST))
+        assert fit[0] == 0 and fit.size and sel.size and score.size
+        # fit | embargo | select | embargo | scored block, in that order
+        assert sel[0] - fit[-1] - 1 == embargo and score[0] - sel[-1] - 1 == embargo
+        assert sel.size == round(0.15 * (sel[-1] + 1))  # ~15% of the training days
+        assert np.all(np.diff(score) == 1)
+        blocks.append(score)
+    # the scored blocks tile the days after the first block, in order, without overlap
+    np.testing.assert_array_equal(np.concatenate(blocks), np.arange(blocks[0][0], 100))
+    # the same training/scored days as the plain expanding folds over all days
+    for f, g in zip(folds, walk_forward_folds(100, cfg, include_test=True), strict=True):
+        np.testing.assert_array_equal(f == TEST, g == VAL)
+        assert np.flatnonzero(f == VAL)[-1] == np.flatnonzero(g == TRAIN)[-1]
+    with pytest.raises(MarketJepaError, match="fewer folds"):
+        walk_forward_eval_folds(12, SplitConfig(embargo_days=2), n_folds=3)

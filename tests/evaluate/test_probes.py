@@ -169,6 +169,77 @@ def test_non_finite_representation_is_a_clear_error():
 
 
 # ---------------------------------------------------------------------------------------
+# walk-forward evaluation
+# ---------------------------------------------------------------------------------------
+
+
+def test_walk_forward_fits_only_on_earlier_days_with_embargo(monkeypatch):
+    from marketjepa.config import SplitConfig
+
+    rows, sig, _ = _market_rows(n_days=(30, 10, 10), per_day=12)
+    rows.day = rows.day + 7  # day indices need not start at 0
+    embargo = 2
+    seen = []
+    real_fit = pr.fit_classification_probe
+
+    def spy(X, y, split, *args, **kwargs):
+        fit = real_fit(X, y, split, *args, **kwargs)
+        seen.append((X[:, 0].copy(), split.copy(), X[fit.fit_rows, 0].copy()))
+        return fit
+
+    monkeypatch.setattr(pr, "fit_classification_probe", spy)
+    X = np.column_stack([rows.day, sig]).astype(np.float32)  # column 0 = the row's day
+    cfg = SplitConfig(embargo_days=embargo, walk_forward_folds=3)
+    out = pr.walk_forward_probe({"rep": X}, rows, cfg, EV)
+    assert len(seen) == 3 and out["n_folds"] == 3
+    for (day, split, fit_days), fold in zip(seen, out["folds"], strict=True):
+        fit, sel, scored = (day[split == s] for s in (0, 1, 2))
+        np.testing.assert_array_equal(np.sort(fit_days), np.sort(fit))  # fit on TRAIN only
+        # fit days < selection days < scored days, each gap at least the embargo
+        assert fit.max() + embargo < sel.min() and sel.max() + embargo < scored.min()
+        assert [scored.min(), scored.max()] == fold["days"]
+        assert fold["n_rows"] == scored.size == np.sum(np.isin(rows.day, np.unique(scored)))
+        assert fold["fit_days"] == [fit.min(), fit.max()] and fold["n_fit"] == fit.size
+    # scored blocks follow each other, all probed rows after the first block get scored
+    starts = [f["days"][0] for f in out["folds"]]
+    assert starts == sorted(starts) and out["folds"][-1]["days"][1] == rows.day.max()
+    assert sum(f["n_rows"] for f in out["folds"]) == np.sum(rows.day >= starts[0])
+
+
+def test_walk_forward_finds_planted_direction_in_every_fold():
+    from marketjepa.config import SplitConfig
+
+    rows, sig, noise = _market_rows(n_days=(50, 15, 15), per_day=30, signal=1.0)
+    cfg = SplitConfig(embargo_days=1, walk_forward_folds=3)
+    names = np.array([f"day{d}" for d in range(rows.day.max() + 1)])
+    out = pr.walk_forward_probe({"signal": sig, "noise": noise}, rows, cfg, EV, day_names=names)
+    s = out["representations"]["signal"]
+    assert [f["fold"] for f in s["folds"]] == [1, 2, 3]
+    for f in s["folds"]:
+        assert f["lift_direction"] > 0.1 and f["lift_balanced"] > 0.1
+        assert f["direction_accuracy"] == pytest.approx(f["lift_direction"] + 0.5)
+    lifts = [f["lift_direction"] for f in s["folds"]]
+    assert s["mean"]["lift_direction"] == pytest.approx(np.mean(lifts))
+    assert s["std"]["lift_direction"] == pytest.approx(np.std(lifts, ddof=1))
+    assert s["pooled"]["ci"]["lift_direction"][0] > 0  # all scored blocks together
+    assert abs(out["representations"]["noise"]["mean"]["lift_direction"]) < 0.1
+    lo, hi = out["representations"]["noise"]["pooled"]["ci"]["lift_direction"]
+    assert lo < 0 < hi
+    assert out["folds"][0]["dates"] == [f"day{d}" for d in out["folds"][0]["days"]]
+    text = to_text(render_probe_tables(_with_walk_forward(out)))
+    assert "Walk-forward probes (3 expanding folds" in text and "signal" in text
+
+
+def _with_walk_forward(wf):
+    rows, sig, _ = _market_rows(n_days=(5, 3, 3), per_day=10)
+    return pr.probe_table({"lejepa": sig}, rows, EV) | {
+        "evaluated_on": "test",
+        "n_rows": rows.counts(),
+        "walk_forward": wf,
+    }
+
+
+# ---------------------------------------------------------------------------------------
 # the stage, on a small hand-built prepared folder and a real (untrained) LeJEPA checkpoint
 # ---------------------------------------------------------------------------------------
 
@@ -266,16 +337,82 @@ def tiny_run(tmp_path_factory):
     return cfg, prepared, run_dir
 
 
-def test_run_probes_writes_representations_and_json(tiny_run, capsys):
+def _spy_train_supervised(monkeypatch):
+    """Record every train_supervised call: weights at its first training step, the windows
+    it trained on (encoder in train mode), its arguments and its final weights."""
+    import torch
+
+    from marketjepa.evaluate import baselines as bl
+
+    calls, real = [], bl.train_supervised
+
+    def state(module):
+        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+    def spy(encoder, d_model, dataset, train_starts, train_labels, val_starts, val_labels, **kw):
+        call = {"first_step": None, "fit_starts": [], "kw": kw}
+
+        class Recording:  # the dataset, seen through what the training loop asks of it
+            device = dataset.device
+
+            def context(self, starts):
+                if encoder.training and torch.is_grad_enabled():
+                    if call["first_step"] is None:
+                        call["first_step"] = state(encoder)
+                    call["fit_starts"].append(np.asarray(starts).copy())
+                return dataset.context(starts)
+
+        res = real(
+            encoder, d_model, Recording(), train_starts, train_labels, val_starts, val_labels, **kw
+        )
+        call |= {"train_starts": train_starts, "val_starts": val_starts}
+        call |= {"final": state(res.model.encoder)}
+        calls.append(call)
+        return res
+
+    monkeypatch.setattr(bl, "train_supervised", spy)
+    return calls
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_run_probes_writes_representations_and_json(tiny_run, capsys, monkeypatch):
     from marketjepa.artifacts import read_json
+    from marketjepa.data.prepared import PreparedData
+    from marketjepa.data.windows import WindowSpec
+    from marketjepa.train.checkpoint import load_model
 
     cfg, prepared, run_dir = tiny_run
+    cfg = cfg.model_copy(update={"split": cfg.split.model_copy(update={"walk_forward_folds": 3})})
+    calls = _spy_train_supervised(monkeypatch)
     result = pr.run_probes(cfg, prepared, run_dir)
+
+    # supervised, then lejepa_finetuned: the same protocol, only the initial weights differ
+    assert len(calls) == 2
+    sup, fine = calls
+    pretrained = {k: v.cpu() for k, v in load_model(run_dir).encoder.state_dict().items()}
+    assert _same(fine["first_step"], pretrained)  # starts from best.pt's encoder...
+    assert not _same(fine["final"], pretrained)  # ...and training moved it
+    assert not _same(sup["first_step"], pretrained)  # the supervised one starts at random
+    assert fine["kw"] == sup["kw"]
+    for key in ("train_starts", "val_starts"):
+        np.testing.assert_array_equal(fine[key], sup[key])
+    data, spec = PreparedData.load(prepared), WindowSpec.from_config(cfg.windows)
+    for call in calls:  # every window that reached the optimizer is a train window
+        fit = np.concatenate(call["fit_starts"])
+        assert np.isin(fit, call["train_starts"]).all()
+        assert np.all(data.split[spec.anchor(fit)] == pr.TRAIN)
+        assert np.all(data.split[spec.anchor(call["val_starts"])] == pr.VAL)
+    assert len(result["finetuned_history"]) == cfg.eval.supervised_epochs
+    assert ("lejepa_finetuned", "supervised") in {(t["a"], t["b"]) for t in result["paired_tests"]}
     assert result["evaluated_on"] == "test"
     assert read_json(run_dir / "probes.json")["evaluated_on"] == "test"
     names = {r["representation"] for r in result["classification"]}
     expected = {"majority", "lejepa", "lejepa_mean", "raw_window", "hybrid", "random_init"}
-    assert expected | {"supervised", "oracle_latent", "oracle_filter"} <= names
+    expected |= {"supervised", "lejepa_finetuned", "oracle_latent", "oracle_filter"}
+    assert expected <= names
     reg_names = {r["representation"] for r in result["regression"]}
     assert reg_names >= {"har_rv", "har_rv_intraday", "constant"}
     assert {(t["a"], t["b"]) for t in result["paired_tests"]} >= {
@@ -291,7 +428,17 @@ def test_run_probes_writes_representations_and_json(tiny_run, capsys):
             for split in ("train", "val", "test"):
                 assert z[split].shape[0] == result["n_rows"][split]
                 np.testing.assert_array_equal(z[f"anchors_{split}"], ref[split])  # same rows
-    assert "Entry-label probes on test rows" in capsys.readouterr().out
+    wf = read_json(run_dir / "probes.json")["walk_forward"]
+    assert set(wf["representations"]) == {"lejepa", "raw_window", "random_init", "oracle_filter"}
+    assert wf["n_folds"] == len(wf["folds"]) == 3 and wf["embargo_days"] == cfg.split.embargo_days
+    for f in wf["folds"]:  # days are the prepared session indices, named by their dates
+        assert f["fit_days"][1] + cfg.split.embargo_days < f["days"][0]
+        assert f["dates"][0] == str(data.frame["session"].unique().sort()[f["days"][0]])
+    for r in wf["representations"].values():
+        assert [f["n_rows"] for f in r["folds"]] == [f["n_rows"] for f in wf["folds"]]
+        assert set(r["mean"]) == set(r["std"]) >= {"balanced_accuracy", "lift_direction"}
+    out = capsys.readouterr().out
+    assert "Entry-label probes on test rows" in out and "Walk-forward probes" in out
 
 
 def test_run_probes_without_test_split_scores_on_val(tiny_run, tmp_path):
@@ -303,11 +450,17 @@ def test_run_probes_without_test_split_scores_on_val(tiny_run, tmp_path):
     for name in ("train", "val"):
         (run2 / "embeddings").mkdir(exist_ok=True)
         shutil.copy(run_dir / "embeddings" / f"{name}.npz", run2 / "embeddings")
-    cfg2 = cfg.model_copy(update={"split": cfg.split.model_copy(update={"val": 0.3, "test": 0.0})})
+    split2 = cfg.split.model_copy(update={"val": 0.3, "test": 0.0, "walk_forward_folds": 0})
+    eval2 = cfg.eval.model_copy(update={"finetune": False})
+    cfg2 = cfg.model_copy(update={"split": split2, "eval": eval2})
     result = pr.run_probes(cfg2, prepared, run2)
     assert result["evaluated_on"] == "val"
     assert result["n_rows"]["test"] == 0
     assert any("no test split" in n for n in result["notes"])
+    # both extras are off: no fine-tuned encoder, no walk-forward section
+    assert "lejepa_finetuned" not in {r["representation"] for r in result["classification"]}
+    assert not (run2 / "representations" / "lejepa_finetuned.npz").exists()
+    assert "walk_forward" not in result and "finetuned_history" not in result
 
 
 def test_direction_accuracy_from_confusion_matrix():

@@ -161,6 +161,8 @@ def make_run(
                     row("lejepa", 0.40 if strong else 0.335),
                     row("raw_window", 0.45 if strong else 0.333),
                     row("random_init", 0.36 if strong else 0.33),
+                    row("supervised", 0.41 if strong else 0.334),
+                    row("lejepa_finetuned", 0.43 if strong else 0.335),
                     row("oracle_latent", 0.60 if strong else 0.334),
                 ],
                 "regression": [
@@ -201,8 +203,71 @@ def make_run(
                         "metric": "balanced_accuracy",
                         "difference": -0.05 if strong else 0.002,
                         "ci": [-0.07, -0.03] if strong else [-0.02, 0.02],
-                    }
+                    },
+                    {
+                        "a": "lejepa_finetuned",
+                        "b": "supervised",
+                        "metric": "balanced_accuracy",
+                        "difference": 0.02,
+                        "ci": [-0.01, 0.05],
+                    },
                 ],
+                "walk_forward": {
+                    "n_folds": 2,
+                    "embargo_days": 1,
+                    "select_share": 0.15,
+                    "folds": [
+                        {
+                            "fold": 1,
+                            "days": [17, 32],
+                            "dates": ["2024-01-25", "2024-02-15"],
+                            "n_rows": 300,
+                        },
+                        {
+                            "fold": 2,
+                            "days": [33, 49],
+                            "dates": ["2024-02-16", "2024-03-11"],
+                            "n_rows": 320,
+                        },
+                    ],
+                    "representations": {
+                        name: {
+                            "folds": [
+                                {
+                                    "fold": k,
+                                    "days": d,
+                                    "n_rows": n,
+                                    "balanced_accuracy": b,
+                                    "lift_balanced": b - 1 / 3,
+                                    "direction_accuracy": 0.5 + lift,
+                                    "lift_direction": lift,
+                                }
+                                for k, d, n, b, lift in (
+                                    (1, [17, 32], 300, 0.40, 0.061),
+                                    (2, [33, 49], 320, 0.42, 0.043),
+                                )
+                            ],
+                            "mean": {
+                                "balanced_accuracy": 0.41,
+                                "lift_balanced": 0.41 - 1 / 3,
+                                "direction_accuracy": 0.552,
+                                "lift_direction": 0.052,
+                            },
+                            "pooled": {
+                                "lift_direction": 0.051,
+                                "ci": {"lift_direction": [-0.012, 0.118]},
+                            },
+                            "std": {
+                                "balanced_accuracy": 0.014,
+                                "lift_balanced": 0.014,
+                                "direction_accuracy": 0.0127,
+                                "lift_direction": 0.0127,
+                            },
+                        }
+                        for name in ("lejepa", "raw_window")
+                    },
+                    "note": "all probed rows",
+                },
             },
         )
     if "policy" in stages:
@@ -389,6 +454,12 @@ def test_full_report_md_html_plots(tmp_path):
     assert "| feature_dim | 23 |" in md and "| embedding_dim | 32 |" in md
     assert "| After market filter | 19,110 bars |" in md
     assert "HEALTHY" in md and "loses to raw_window" in md
+    # walk-forward table right under the probe results; the pretraining-as-init test
+    assert md.index("Probe results") < md.index("Walk-forward probes") < md.index("Regression")
+    row = "| lejepa | 41.0% ± 1.4% | 55.2% ± 1.3% | 0.052 ± 0.0127 | 0.061 | 0.043 |"
+    assert row + " 0.051 [-0.012, 0.118] |" in md
+    assert "2: 2024-02-16 – 2024-03-11 (320 rows)" in md
+    assert "NO CLEAR EFFECT: pretraining as initialization: lejepa_finetuned" in md
     assert "DSR: 0.42 (number of trials: 12)" in md
     assert "Trade Distribution: 65% CALL, 35% PUT" in md
     plots = {p.stem for p in (run / "plots").glob("*.png")}
@@ -464,6 +535,16 @@ def test_collect_normalizes_and_is_json_serializable(tmp_path):
     assert reg[("lejepa", "fwd_ret")]["ic"] == 0.01
     assert s["probes"]["paired"][0]["ci"] == [-0.07, -0.03]
     assert s["probes"]["latent"][0]["accuracy_ci"] == [0.55, 0.65]
+    assert (
+        rows["lejepa_finetuned"]["kind"] == "encoder" and rows["supervised"]["kind"] == "baseline"
+    )
+    wf = s["probes"]["walk_forward"]
+    assert wf["n_folds"] == 2 and wf["folds"][1]["dates"] == ["2024-02-16", "2024-03-11"]
+    wf_rows = {r["name"]: r for r in wf["rows"]}
+    assert wf_rows["lejepa"]["dir_lift"] == 0.052 and wf_rows["lejepa"]["dir_lift_std"] == 0.0127
+    assert [f["dir_lift"] for f in wf_rows["raw_window"]["folds"]] == [0.061, 0.043]
+    assert wf_rows["raw_window"]["kind"] == "baseline"
+    assert wf_rows["lejepa"]["dir_lift_pooled_ci"] == [-0.012, 0.118]
     d = s["diagnostics"]
     assert d["verdict"] == "HEALTHY" and d["heldout_sigreg"] == 1.7 and d["heldout_split"] == "test"
     assert d["tensors"]["probe"]["rankme_ratio"] == 0.625

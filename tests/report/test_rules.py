@@ -237,7 +237,18 @@ def test_lejepa_vs_baselines_from_paired_ci():
             "ci": [-0.01, 0.03],
         },
     ]
-    s = summary(probes=probes(prow("lejepa", 0.4), prow("raw_window", 0.44), paired=paired))
+    # the fine-tuned encoder's own test against supervised is not a LeJEPA-vs-baseline row
+    paired.append(
+        {
+            "a": "lejepa_finetuned",
+            "b": "supervised",
+            "metric": "balanced_accuracy",
+            "diff": 0.05,
+            "ci": [0.02, 0.08],
+        }
+    )
+    rows = [prow(n, b) for n, b in (("lejepa", 0.4), ("raw_window", 0.44), ("supervised", 0.39))]
+    s = summary(probes=probes(*rows, prow("lejepa_finetuned", 0.44), paired=paired))
     f = {x["id"]: x for x in R.lejepa_vs_baselines(s)}
     assert f["vs_raw_window"]["status"] == "LOSES TO" and "-0.04" in f["vs_raw_window"]["text"]
     # Sign flipped when LeJEPA is the second member of the pair.
@@ -246,7 +257,17 @@ def test_lejepa_vs_baselines_from_paired_ci():
     )
     assert f["vs_random_init"]["numbers"]["ci"] == [0.01, 0.05]
     assert f["vs_supervised"]["status"] == "TIES" and "[-0.01, 0.03]" in f["vs_supervised"]["text"]
-    assert len(f) == 3  # raw_window judged by its paired test only
+    assert f["vs_supervised"]["numbers"]["diff"] == 0.01  # lejepa's test, not the fine-tuned's
+    assert len(f) == 3  # raw_window judged by its paired test only; lejepa_finetuned is no baseline
+    assert R.lejepa_name(s) == "lejepa"
+    init = R.pretraining_as_init(s)
+    assert init["status"] == "HELPS" and init["numbers"]["ci"] == [0.02, 0.08]
+    assert "lejepa_finetuned" in init["text"] and "0.05" in init["text"]
+    paired[-1] |= {"a": "supervised", "b": "lejepa_finetuned", "diff": -0.05, "ci": [-0.08, -0.02]}
+    flipped = R.pretraining_as_init(s)  # the sign follows the pair's order
+    assert flipped["status"] == "HELPS" and flipped["numbers"]["diff"] == 0.05
+    paired[-1]["ci"] = [-0.03, 0.01]
+    assert R.pretraining_as_init(s)["status"] == "NO CLEAR EFFECT"
 
 
 def test_lejepa_vs_baselines_unpaired_fallback_skips_oracle():

@@ -40,16 +40,26 @@ def day_splits(n_days: int, cfg: SplitConfig) -> np.ndarray:
     return np.concatenate(parts).astype(np.int8)
 
 
-def walk_forward_folds(n_days: int, cfg: SplitConfig, n_folds: int | None = None) -> list:
-    """Expanding-window folds over the non-test days: fold ``i`` trains on blocks
-    ``0..i`` and validates on block ``i+1`` (``n_folds + 1`` equal blocks), with the
-    embargo before validation; test days stay test, everything else is −1."""
+def walk_forward_folds(
+    n_days: int, cfg: SplitConfig, n_folds: int | None = None, *, include_test: bool = False
+) -> list:
+    """Expanding-window folds: fold ``i`` trains on blocks ``0..i`` and validates on block
+    ``i+1`` (``n_folds + 1`` equal blocks), with the embargo before validation.
+
+    By default the blocks cover the non-test days (test days stay test, everything else
+    is −1). With ``include_test=True`` they cover all ``n_days`` days and nothing is marked
+    test (walk-forward *evaluation* over the whole history: see
+    :func:`walk_forward_eval_folds`)."""
     n_folds = cfg.walk_forward_folds if n_folds is None else n_folds
     if n_folds < 1:
         return []
-    base = day_splits(n_days, cfg)
-    test_days = base == TEST
-    pool = int(np.flatnonzero(base == VAL)[-1]) + 1  # train + embargo + val region
+    if include_test:
+        test_days = np.zeros(n_days, dtype=bool)
+        pool = n_days
+    else:
+        base = day_splits(n_days, cfg)
+        test_days = base == TEST
+        pool = int(np.flatnonzero(base == VAL)[-1]) + 1  # train + embargo + val region
     edges = np.linspace(0, pool, n_folds + 2).round().astype(int)
     folds = []
     for i in range(n_folds):
@@ -64,6 +74,38 @@ def walk_forward_folds(n_days: int, cfg: SplitConfig, n_folds: int | None = None
         d[edges[i + 1] : edges[i + 2]] = VAL
         folds.append(d)
     return folds
+
+
+def walk_forward_eval_folds(
+    n_days: int, cfg: SplitConfig, n_folds: int | None = None, select_share: float = 0.15
+) -> list[np.ndarray]:
+    """Expanding-window evaluation folds over all ``n_days`` days, three-way per fold.
+
+    Fold ``i`` of :func:`walk_forward_folds` (``include_test=True``) gives its training
+    days ``[0, t)`` and its scored block. The training days are cut again like
+    :func:`day_splits`: the last ``max(1, round(select_share·t))`` days choose
+    hyper-parameters (VAL), the days before them minus ``embargo_days`` are fit on
+    (TRAIN), and the scored block becomes TEST; every other day is −1. So a fold never
+    fits or tunes on a day of (or within the embargo before) the block it scores.
+    """
+    n_folds = cfg.walk_forward_folds if n_folds is None else n_folds
+    out = []
+    e = cfg.embargo_days
+    for fold in walk_forward_folds(n_days, cfg, n_folds, include_test=True):
+        train_end = int(np.flatnonzero(fold == TRAIN)[-1]) + 1
+        n_sel = max(1, int(round(select_share * train_end)))
+        fit_end = train_end - n_sel - e
+        if fit_end < 1:
+            raise MarketJepaError(
+                f"split.walk_forward_folds={n_folds}: fold {len(out) + 1} has no fit days "
+                f"before its selection days on {n_days} days (embargo_days={e}); use fewer folds"
+            )
+        d = np.full(n_days, EMBARGO, dtype=np.int8)
+        d[:fit_end] = TRAIN
+        d[train_end - n_sel : train_end] = VAL
+        d[fold == VAL] = TEST
+        out.append(d)
+    return out
 
 
 def row_splits(day: np.ndarray, per_day: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ so all representations are probed on identical rows:
 - ``random_init``: the pretrained model's encoder architecture, untrained (fixed seed).
 - ``supervised``: the same architecture plus a linear head, trained end-to-end on the
   3-class entry label (class-weighted, early-stopped on validation days).
+- ``lejepa_finetuned``: the same training, starting from the pretrained LeJEPA encoder.
 - ``oracle_latent`` / ``oracle_filter`` (synthetic data): one-hot true regime at the
   anchor, and the Bayes-filter posterior with true parameters.
 

@@ -15,6 +15,9 @@ Protocol (no validation/test row is ever used to fit a probe):
    on validation rows).
 3. It is scored on test rows (on validation rows when there is no test split — then the
    output says ``"evaluated_on": "val"`` and notes the optimism).
+
+With ``split.walk_forward_folds > 0`` the same probe is also scored walk-forward over all
+probed rows (:func:`walk_forward_probe`): each fold fits and chooses C on earlier days only.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from marketjepa.config import Config, EvalConfig
+from marketjepa.config import Config, EvalConfig, SplitConfig
 from marketjepa.errors import MarketJepaError, StageInputMissing
 from marketjepa.evaluate.bootstrap import block_bootstrap, paired_bootstrap_test
 
@@ -358,6 +361,7 @@ def probe_table(
         ("lejepa", "raw_window"),
         ("lejepa", "random_init"),
         ("lejepa", "supervised"),
+        ("lejepa_finetuned", "supervised"),
         ("hybrid", "raw_window"),
     ),
 ) -> dict[str, Any]:
@@ -538,6 +542,135 @@ def _latent_rows(
 
 
 # ---------------------------------------------------------------------------------------
+# walk-forward evaluation (expanding window over all probed rows)
+# ---------------------------------------------------------------------------------------
+
+# Representations the walk-forward evaluation covers: none of them saw a label of any day.
+WALK_FORWARD_REPS = ("lejepa", "raw_window", "random_init", "oracle_filter")
+WALK_FORWARD_METRICS = (
+    "balanced_accuracy",
+    "lift_balanced",
+    "direction_accuracy",
+    "lift_direction",
+)
+
+
+def _wf_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    m = classification_metrics(y_true, y_pred, N_CLASSES, 0)
+    return {k: m[k] for k in WALK_FORWARD_METRICS}
+
+
+def walk_forward_probe(
+    reps: dict[str, np.ndarray],
+    rows: ProbeRows,
+    split_cfg: SplitConfig,
+    ev: EvalConfig,
+    *,
+    n_folds: int | None = None,
+    select_share: float = 0.15,
+    day_names: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Expanding-window walk-forward scores of the 3-class logistic probe.
+
+    All probed rows (whatever their train/val/test split) are ordered by day; the days
+    ``min(day)..max(day)`` are cut by :func:`marketjepa.data.splits.walk_forward_eval_folds`
+    into ``n_folds + 1`` equal blocks. Fold ``k`` scores block ``k``; it fits the scaler and
+    every C on the rows of the days before block ``k`` minus ``split.embargo_days`` (and
+    minus the selection days and their embargo), picks C by balanced accuracy on the last
+    ``select_share`` of those training days, and never sees a row of the scored block.
+    ``day_names[d]`` (optional) names day index ``d`` in the output (e.g. its date).
+
+    Returns ``{n_folds, embargo_days, select_share, selected_by, folds: [{fold, fit_days,
+    select_days, days, dates?, n_fit, n_select, n_rows}], representations: {name: {folds:
+    [{fold, days, n_rows, C, balanced_accuracy, lift_balanced, direction_accuracy,
+    lift_direction}], mean: {metric: x}, std: {metric: x}, pooled: {metric: x, ci:
+    {metric: [lo, hi]}}}}}``; ``days`` are ``[first, last]`` day indices; mean and std
+    (sample std, ddof 1; NaN with one fold) are over the folds where the metric is
+    defined; ``pooled`` scores all scored blocks together, with a day-block bootstrap CI.
+    """
+    from marketjepa.data.splits import walk_forward_eval_folds
+
+    n_folds = split_cfg.walk_forward_folds if n_folds is None else n_folds
+    day = np.asarray(rows.day, dtype=np.int64)
+    d0 = int(day.min())
+    per_day = walk_forward_eval_folds(int(day.max()) - d0 + 1, split_cfg, n_folds, select_share)
+
+    def span(mask: np.ndarray) -> list[int]:
+        d = day[mask]
+        return [int(d.min()), int(d.max())]
+
+    folds, fold_rows = [], []
+    for k, fold_days in enumerate(per_day, start=1):
+        fold_split = fold_days[day - d0]
+        used = np.flatnonzero(fold_split >= TRAIN)
+        counts = {s: int(np.sum(fold_split == s)) for s in (TRAIN, VAL, TEST)}
+        if min(counts.values()) == 0:
+            raise MarketJepaError(
+                f"walk-forward fold {k} of {n_folds} has no probe rows to "
+                f"{'fit' if not counts[TRAIN] else 'select C' if not counts[VAL] else 'score'} "
+                "on; use fewer split.walk_forward_folds or more probe rows"
+            )
+        info = {
+            "fold": k,
+            "fit_days": span(fold_split == TRAIN),
+            "select_days": span(fold_split == VAL),
+            "days": span(fold_split == TEST),
+            "n_fit": counts[TRAIN],
+            "n_select": counts[VAL],
+            "n_rows": counts[TEST],
+        }
+        if day_names is not None:
+            info["dates"] = [str(day_names[d]) for d in info["days"]]
+        folds.append(info)
+        fold_rows.append((used, fold_split[used]))
+
+    out_reps: dict[str, Any] = {}
+    bk = _boot_kwargs(ev)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, X in reps.items():
+            scores, pooled = [], []
+            for info, (used, fsplit) in zip(folds, fold_rows, strict=True):
+                y = rows.label[used]
+                fit = fit_classification_probe(X[used], y, fsplit, ev.probe_c_grid, seed=ev.seed)
+                majority = int(np.bincount(y[fsplit == TRAIN], minlength=N_CLASSES).argmax())
+                scored = fsplit == TEST
+                m = classification_metrics(y[scored], fit.predictions[scored], N_CLASSES, majority)
+                pooled.append((y[scored], fit.predictions[scored], day[used][scored]))
+                scores.append(
+                    {"fold": info["fold"], "days": info["days"], "n_rows": info["n_rows"]}
+                    | {"C": fit.param}
+                    | {k: m[k] for k in WALK_FORWARD_METRICS}
+                )
+            table = np.array([[f[k] for k in WALK_FORWARD_METRICS] for f in scores], dtype=float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column / one fold
+                mean = np.nanmean(table, axis=0)
+                std = (
+                    np.nanstd(table, axis=0, ddof=1)
+                    if len(scores) > 1
+                    else np.full(len(WALK_FORWARD_METRICS), np.nan)
+                )
+            boot = block_bootstrap(
+                _wf_metrics, *(np.concatenate(a) for a in zip(*pooled, strict=True)), **bk
+            )
+            out_reps[name] = {
+                "folds": scores,
+                "mean": {k: float(v) for k, v in zip(WALK_FORWARD_METRICS, mean, strict=True)},
+                "std": {k: float(v) for k, v in zip(WALK_FORWARD_METRICS, std, strict=True)},
+                "pooled": {k: boot[k].estimate for k in WALK_FORWARD_METRICS}
+                | {"ci": {k: _ci(boot[k]) for k in WALK_FORWARD_METRICS}},
+            }
+    return {
+        "n_folds": n_folds,
+        "embargo_days": split_cfg.embargo_days,
+        "select_share": select_share,
+        "selected_by": "balanced_accuracy",
+        "folds": folds,
+        "representations": out_reps,
+    }
+
+
+# ---------------------------------------------------------------------------------------
 # the stage
 # ---------------------------------------------------------------------------------------
 
@@ -636,6 +769,7 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
     ds = WindowDataset(features, spec, device)
     bs = max(256, cfg.train.batch_size)
     other = "mean" if cfg.model.pooling == "last" else "last"
+    model = None
     try:
         from marketjepa.train.checkpoint import load_model
 
@@ -666,27 +800,47 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
     # supervised: all labelled train windows, early-stopped on the probe's val rows
     tr_ok = np.flatnonzero(label[emb[TRAIN]["anchors"]] >= 0)
     val_rows = np.flatnonzero(split == VAL)
-    sup = bl.train_supervised(
-        bl.build_encoder(n_feat, spec, cfg.model, ev.seed),
-        cfg.model.d_model,
-        ds,
-        emb[TRAIN]["starts"][tr_ok],
-        label[emb[TRAIN]["anchors"][tr_ok]],
-        starts[val_rows],
-        rows.label[val_rows],
-        epochs=ev.supervised_epochs,
-        lr=cfg.train.lr,
-        weight_decay=cfg.train.weight_decay,
-        batch_size=cfg.train.batch_size,
-        max_steps_per_epoch=cfg.train.max_steps_per_epoch,
-        grad_clip=cfg.train.grad_clip,
-        seed=ev.seed,
-    )
+
+    def fit_on_labels(encoder):
+        """The supervised protocol (train windows only, early-stopped on val rows)."""
+        return bl.train_supervised(
+            encoder,
+            encoder.d_model,
+            ds,
+            emb[TRAIN]["starts"][tr_ok],
+            label[emb[TRAIN]["anchors"][tr_ok]],
+            starts[val_rows],
+            rows.label[val_rows],
+            epochs=ev.supervised_epochs,
+            lr=cfg.train.lr,
+            weight_decay=cfg.train.weight_decay,
+            batch_size=cfg.train.batch_size,
+            max_steps_per_epoch=cfg.train.max_steps_per_epoch,
+            grad_clip=cfg.train.grad_clip,
+            seed=ev.seed,
+        )
+
+    sup = fit_on_labels(bl.build_encoder(n_feat, spec, cfg.model, ev.seed))
     reps["supervised"] = bl.encoder_embeddings(sup.model.encoder, ds, starts, bs)
     notes.append(
         f"supervised: best epoch {sup.best_epoch + 1}/{len(sup.history)} "
         f"(val balanced accuracy {sup.best_val_balanced_accuracy:.3f})"
     )
+    # lejepa_finetuned: the same protocol, initialized from the pretrained encoder — does
+    # self-supervised pretraining help as an initialization?
+    finetuned = None
+    if ev.finetune and model is not None:
+        import torch
+
+        torch.manual_seed(ev.seed)  # the head's initialization
+        finetuned = fit_on_labels(copy.deepcopy(model.encoder))
+        reps["lejepa_finetuned"] = bl.encoder_embeddings(finetuned.model.encoder, ds, starts, bs)
+        notes.append(
+            f"lejepa_finetuned: best epoch {finetuned.best_epoch + 1}/{len(finetuned.history)} "
+            f"(val balanced accuracy {finetuned.best_val_balanced_accuracy:.3f})"
+        )
+    elif ev.finetune:
+        notes.append("lejepa_finetuned skipped: no pretrained checkpoint to fine-tune")
     if rows.regime is not None:
         k = int(rows.filter_probs.shape[1]) if rows.filter_probs is not None else None
         k = k or int(regime.max()) + 1
@@ -705,6 +859,24 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
         np.savez(rep_dir / f"{name}.npz", **arrays)
 
     table = probe_table(reps, rows, ev, eval_split=eval_split)
+    walk_forward = None
+    if cfg.split.walk_forward_folds > 0:
+        dates = data.frame["session"].unique().sort().cast(str).to_numpy()
+        try:
+            walk_forward = walk_forward_probe(
+                {k: reps[k] for k in WALK_FORWARD_REPS if k in reps},
+                rows,
+                cfg.split,
+                ev,
+                day_names=dates,
+            )
+            walk_forward["note"] = (
+                "all probed rows, whatever their split; lejepa's encoder was pretrained "
+                "(without labels) on the train days, which hold the scored blocks of early "
+                "folds; label-trained encoders (supervised, lejepa_finetuned) are left out"
+            )
+        except MarketJepaError as exc:
+            notes.append(f"walk-forward evaluation skipped: {exc}")
     result = {
         "evaluated_on": SPLIT_NAMES[eval_split],
         "n_rows": rows.counts(),
@@ -713,6 +885,8 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
         "bootstrap": {"block_days": ev.bootstrap_block_days, "samples": ev.bootstrap_samples},
         **table,
         "supervised_history": sup.history,
+        **({"finetuned_history": finetuned.history} if finetuned is not None else {}),
+        **({"walk_forward": walk_forward} if walk_forward is not None else {}),
         "notes": notes,
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -120,6 +120,50 @@ def paired_table(probes: dict[str, Any]) -> Table:
     return t
 
 
+def _mean_sd(d: dict[str, Any], key: str, digits: int = 3, signed: bool = False) -> str:
+    mean, sd = d["mean"].get(key), d["std"].get(key)
+    return f"{fmt(mean, digits, signed)} ± {fmt(sd, digits)}"
+
+
+def walk_forward_table(probes: dict[str, Any]) -> Table:
+    """Mean ± std over the walk-forward folds, and the per-fold direction lifts."""
+    wf = probes["walk_forward"]
+    blocks = ", ".join(
+        f"{f['fold']}: "
+        + ("–".join(f["dates"]) if "dates" in f else "–".join(map(str, f["days"])))
+        + f" ({f['n_rows']} rows)"
+        for f in wf["folds"]
+    )
+    t = Table(
+        title=f"Walk-forward probes ({wf['n_folds']} expanding folds, embargo "
+        f"{wf['embargo_days']} d, C chosen on the last {wf['select_share']:.0%} of each fold's "
+        "training days); mean ± std over folds",
+        title_justify="left",
+        caption=f"scored blocks {blocks}",
+        box=box.SIMPLE_HEAD,
+    )
+    t.add_column("representation", no_wrap=True)
+    cols = ("bal.acc", "direction acc", "direction lift vs ½", "per-fold direction lift")
+    for col in (*cols, "pooled direction lift"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for name, r in wf["representations"].items():
+        pooled = r.get("pooled", {})
+        t.add_row(
+            name,
+            _mean_sd(r, "balanced_accuracy"),
+            _mean_sd(r, "direction_accuracy"),
+            _mean_sd(r, "lift_direction", signed=True),
+            " ".join(fmt(f["lift_direction"], signed=True) for f in r["folds"]),
+            fmt_ci(
+                pooled.get("lift_direction"),
+                pooled.get("ci", {}).get("lift_direction"),
+                signed=True,
+            )
+            + _mark(pooled.get("ci", {}).get("lift_direction")),
+        )
+    return t
+
+
 def render_probe_tables(probes: dict[str, Any]) -> list[Table]:
     """All probe tables present in a ``probes.json`` body, in reading order."""
     tables = [classification_table(probes), regression_table(probes)]
@@ -127,6 +171,8 @@ def render_probe_tables(probes: dict[str, Any]) -> list[Table]:
         tables.append(latent_table(probes))
     if probes.get("paired_tests"):
         tables.append(paired_table(probes))
+    if probes.get("walk_forward"):
+        tables.append(walk_forward_table(probes))
     return tables
 
 

@@ -38,7 +38,13 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
                     bacc_lift_ci, dir_acc(_ci), dir_lift(_ci), confusion}],
                   regression [{name, target, r2, r2_ci, ic, ic_ci}],
                   latent [{name, accuracy, accuracy_ci, share_of_filter}],
-                  paired [{a, b, metric, diff, ci}]
+                  paired [{a, b, metric, diff, ci}],
+                  walk_forward None | {n_folds, embargo_days, select_share, note,
+                    folds [{fold, days [first, last], dates [first, last] | None, n_rows}],
+                    rows [{name, kind, balanced_accuracy(_std), bacc_lift(_std), dir_acc(_std),
+                      dir_lift(_std) (mean and std over folds), <same>_pooled(_ci) (all
+                      scored blocks together, CI), folds [{fold, days, n_rows,
+                      balanced_accuracy, bacc_lift, dir_acc, dir_lift}]}]}
     policy        available, note, representation, head,
                   splits {split: {accuracy, balanced_accuracy, label_rates{..}, pred_rates{..}}}
     backtest      available, note, evaluated_on, pricing, prices_modeled, representation,
@@ -383,6 +389,67 @@ def _kind(name: str) -> str:
     return "baseline"
 
 
+# probes.json walk-forward metric name -> summary name (as in the classification rows)
+_WF_KEYS = {
+    "balanced_accuracy": "balanced_accuracy",
+    "lift_balanced": "bacc_lift",
+    "direction_accuracy": "dir_acc",
+    "lift_direction": "dir_lift",
+}
+
+
+def _walk_forward_section(wf: Any) -> dict[str, Any] | None:
+    """probes.json ``walk_forward``: fold blocks, and per representation the per-fold
+    scores with their mean and std over folds. ``None`` when the run has none."""
+    if not isinstance(wf, dict):
+        return None
+
+    def span(x: Any) -> list[Any] | None:
+        return list(x) if isinstance(x, list | tuple) and len(x) == 2 else None
+
+    folds = [
+        {
+            "fold": int(_num(f.get("fold")) or i + 1),
+            "days": span(f.get("days")),
+            "dates": span(f.get("dates")),
+            "n_rows": _num(f.get("n_rows")),
+        }
+        for i, f in enumerate(wf.get("folds") or [])
+        if isinstance(f, dict)
+    ]
+    rows = []
+    for name, r in (wf.get("representations") or {}).items():
+        if not isinstance(r, dict):
+            continue
+        mean, std = r.get("mean") or {}, r.get("std") or {}
+        pooled = r.get("pooled") or {}
+        row: dict[str, Any] = {"name": str(name), "kind": _kind(str(name))}
+        for src, dst in _WF_KEYS.items():
+            row[dst] = _num(mean.get(src))
+            row[f"{dst}_std"] = _num(std.get(src))
+            row[f"{dst}_pooled"] = _num(pooled.get(src))
+            row[f"{dst}_pooled_ci"] = _ci((pooled.get("ci") or {}).get(src))
+        row["folds"] = [
+            {
+                "fold": int(_num(f.get("fold")) or i + 1),
+                "days": span(f.get("days")),
+                "n_rows": _num(f.get("n_rows")),
+                **{dst: _num(f.get(src)) for src, dst in _WF_KEYS.items()},
+            }
+            for i, f in enumerate(r.get("folds") or [])
+            if isinstance(f, dict)
+        ]
+        rows.append(row)
+    return {
+        "n_folds": int(_num(wf.get("n_folds")) or len(folds)),
+        "embargo_days": _num(wf.get("embargo_days")),
+        "select_share": _num(wf.get("select_share")),
+        "note": str(wf.get("note") or ""),
+        "folds": folds,
+        "rows": rows,
+    }
+
+
 def _probes_section(probes: dict | None) -> dict[str, Any]:
     if probes is None:
         return _not_run("probes.json")
@@ -472,6 +539,7 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
         "regression": regression,
         "latent": latent,
         "paired": paired,
+        "walk_forward": _walk_forward_section(probes.get("walk_forward")),
     }
 
 

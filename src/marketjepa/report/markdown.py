@@ -318,8 +318,9 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
                 "Probe results",
             )
         )
+    blocks += _walk_forward(probes.get("walk_forward"))
     blocks += _images(["probe_lifts", "confusion_matrix"], imgs)
-    vs = [x for x in findings if x["id"].startswith("vs_")]
+    vs = [x for x in findings if x["id"].startswith("vs_") or x["id"] == "init_supervised"]
     if vs:
         blocks.append(Bullets([f"{x['status']}: {x['text']}" for x in vs]))
     reg = probes.get("regression") or []
@@ -367,6 +368,64 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
             )
         )
     return Section("EMBEDDING QUALITY ANALYSIS", blocks)
+
+
+def _walk_forward(wf: dict | None) -> list[Any]:
+    """The walk-forward probe table (mean ± SD over folds, per-fold direction lift)."""
+    if not wf or not wf.get("rows"):
+        return []
+    folds = wf.get("folds") or []
+
+    def block(f: dict) -> str:
+        where = f.get("dates") or f.get("days") or ["?", "?"]
+        n = f.get("n_rows")
+        return f"{f['fold']}: {where[0]} – {where[1]}" + (f" ({fmt(n)} rows)" if ok(n) else "")
+
+    def sd(r: dict, key: str, as_pct: bool) -> str:
+        show = pct if as_pct else fmt
+        return f"{show(r.get(key))} ± {show(r.get(key + '_std'))}"
+
+    fold_ids = [f["fold"] for f in folds]
+    rows = []
+    for r in wf["rows"]:
+        per = {f["fold"]: f.get("dir_lift") for f in r.get("folds") or []}
+        rows.append(
+            [
+                r["name"],
+                sd(r, "balanced_accuracy", True),
+                sd(r, "dir_acc", True),
+                sd(r, "dir_lift", False),
+                *(fmt(per.get(k)) for k in fold_ids),
+                _num_ci(r.get("dir_lift_pooled"), r.get("dir_lift_pooled_ci")),
+            ]
+        )
+    share, e = wf.get("select_share"), wf.get("embargo_days")
+    embargo = f"{fmt(e)} day{'' if e == 1 else 's'}"
+    text = (
+        f"Walk-forward evaluation over all probed days: {wf.get('n_folds')} expanding folds; "
+        f"fold k fits on the days before block k (embargo {embargo}), "
+        + (f"chooses C on the last {pct(share, 0)} of those days, " if ok(share) else "")
+        + "and scores block k. Scored blocks: "
+        + "; ".join(block(f) for f in folds)
+        + "."
+    )
+    if wf.get("note"):
+        text += f" Note: {wf['note']}."
+    return [
+        Para(text),
+        Table(
+            [
+                "Representation",
+                "Balanced acc. (mean ± SD)",
+                "Direction acc. (mean ± SD)",
+                "Direction lift (mean ± SD)",
+                *(f"Fold {k} direction lift" for k in fold_ids),
+                "Pooled direction lift [95% CI]",
+            ],
+            rows,
+            "Walk-forward probes",
+        ),
+    ]
 
 
 def _root_causes(findings: list[dict]) -> Section:

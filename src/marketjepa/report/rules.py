@@ -479,6 +479,32 @@ def lejepa_vs_baselines(summary: dict) -> list[Finding]:
     return out
 
 
+def pretraining_as_init(summary: dict) -> Finding | None:
+    """Does LeJEPA pretraining help as an initialization? From the paired test of the
+    fine-tuned pretrained encoder against the same architecture trained from random init."""
+    for p in summary.get("probes", {}).get("paired") or []:
+        if {p["a"], p["b"]} != {"lejepa_finetuned", "supervised"}:
+            continue
+        if not p.get("ci") or not ok(p.get("diff")):
+            return None
+        sign = 1.0 if p["a"] == "lejepa_finetuned" else -1.0
+        diff = sign * p["diff"]
+        lo, hi = sorted((sign * p["ci"][0], sign * p["ci"][1]))
+        status = "HELPS" if lo > 0 else ("HURTS" if hi < 0 else "NO CLEAR EFFECT")
+        verb = {"HELPS": "beats", "HURTS": "loses to"}.get(status, "ties")
+        return _finding(
+            "init_supervised",
+            {"HELPS": "ok", "HURTS": "warning"}.get(status, "info"),
+            status,
+            f"pretraining as initialization: lejepa_finetuned (fine-tuned from best.pt) {verb} "
+            f"supervised (same training from random init): paired {p['metric']} difference "
+            f"{fmt(diff)} CI {fmt_ci([lo, hi])}",
+            {"diff": diff, "ci": [lo, hi], "metric": p["metric"]},
+            0.0,
+        )
+    return None
+
+
 def vol_predictable(summary: dict) -> list[Finding]:
     """Is forward realized vol predictable (R² CI above 0), and how does it compare to HAR-RV?"""
     rows = [
@@ -769,7 +795,8 @@ def evaluate(summary: dict) -> list[Finding]:
     """All findings for a run, most fundamental first."""
     out: list[Finding | None] = [training_stop(summary), collapse_status(summary)]
     out += [null_market(summary), signal_present(summary)]
-    out += probe_lifts(summary) + lejepa_vs_baselines(summary) + vol_predictable(summary)
+    out += probe_lifts(summary) + lejepa_vs_baselines(summary) + [pretraining_as_init(summary)]
+    out += vol_predictable(summary)
     out += [latent_trend(summary), horizons(summary), policy_one_side(summary), no_trades(summary)]
     out += [costs_vs_edge(summary), loss_attribution(summary), significance(summary)]
     out += [evaluated_split(summary), prices_modeled(summary)]
