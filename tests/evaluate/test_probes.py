@@ -69,6 +69,9 @@ def test_regression_metrics_match_references():
     assert pr.spearman_ic(y, p) == pytest.approx(spearmanr(y, p).statistic)
     assert np.isnan(pr.spearman_ic(y, np.ones(300)))
     assert pr.share_over_chance(0.6, 0.8, 0.4) == pytest.approx(0.5)
+    # a reference at (or within noise of) chance leaves the share undefined, not huge
+    assert np.isnan(pr.share_over_chance(0.36, 0.365, 0.36))
+    assert np.isnan(pr.share_over_chance(0.36, 0.35, 0.36))
 
 
 class RecordingLogistic(LogisticRegression):

@@ -172,10 +172,18 @@ def spearman_ic(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.corrcoef(_ranks(y), _ranks(p))[0, 1])
 
 
-def share_over_chance(acc: float, reference: float, chance: float) -> float:
-    """``(acc − chance) / (reference − chance)``: share of the reference's gain over chance."""
+# Below this gain of the reference over chance a "share of it" is noise divided by noise
+# (a null market's Bayes filter sits at chance): the share is then undefined.
+MIN_REFERENCE_GAIN = 0.02
+
+
+def share_over_chance(
+    acc: float, reference: float, chance: float, min_gain: float = MIN_REFERENCE_GAIN
+) -> float:
+    """``(acc − chance) / (reference − chance)``: share of the reference's gain over chance;
+    NaN unless the reference beats chance by at least ``min_gain``."""
     gap = reference - chance
-    return float((acc - chance) / gap) if gap > 0 else float("nan")
+    return float((acc - chance) / gap) if gap >= min_gain else float("nan")
 
 
 # ---------------------------------------------------------------------------------------
