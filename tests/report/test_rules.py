@@ -299,6 +299,16 @@ def test_vol_predictable_vs_har():
     assert f["status"].startswith("NOT PREDICTABLE") and "BELOW" in f["status"]
 
 
+def test_vol_compared_with_the_strongest_har_variant():
+    reg = [
+        {"name": "lejepa", "target": "fwd_rv", "r2": 0.41, "r2_ci": [0.36, 0.46]},
+        {"name": "har_rv", "target": "fwd_rv", "r2": 0.037, "r2_ci": [-0.02, 0.09]},
+        {"name": "har_rv_intraday", "target": "fwd_rv", "r2": 0.43, "r2_ci": [0.40, 0.47]},
+    ]
+    f = R.vol_predictable(summary(probes=probes(prow("lejepa", 0.4), regression=reg)))[0]
+    assert "COMPARABLE" in f["status"] and "har_rv_intraday" in f["text"] and "0.43" in f["text"]
+
+
 def test_latent_trend_flags_training_away_from_signal():
     eps = [{"epoch": 1, "latent_acc": 0.90}, {"epoch": 2, "latent_acc": 0.78}]
     f = R.latent_trend(summary(epochs=eps))

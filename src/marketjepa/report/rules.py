@@ -512,7 +512,9 @@ def vol_predictable(summary: dict) -> list[Finding]:
         for r in summary.get("probes", {}).get("regression") or []
         if "rv" in r["target"] or "vol" in r["target"]
     ]
-    har = next((r for r in rows if "har" in r["name"].lower()), None)
+    # Compare against the strongest HAR-RV variant: beating a straw man says nothing.
+    hars = [r for r in rows if "har" in r["name"].lower() and ok(r.get("r2"))]
+    har = max(hars, key=lambda r: r["r2"]) if hars else None
     name = lejepa_name(summary) or "lejepa"
     out = []
     for r in rows:
@@ -526,7 +528,7 @@ def vol_predictable(summary: dict) -> list[Finding]:
         nums = {"r2": r["r2"], "ci": r["r2_ci"]}
         if har and ok(har.get("r2")):
             rel = "above" if lo > har["r2"] else ("below" if hi < har["r2"] else "comparable to")
-            text += f", {rel} HAR-RV R² {fmt(har['r2'])}"
+            text += f", {rel} HAR-RV ({har['name']}) R² {fmt(har['r2'])}"
             nums["har_r2"] = har["r2"]
             status += f" ({rel.upper()} HAR-RV)"
         out.append(_finding(f"vol_{r['name']}", "info", status, text, nums, 0.0))
