@@ -118,36 +118,25 @@ def inspect_data(
 
 
 def _load_run(run_dir: Path, overrides: list[str] | None) -> Config:
-    from marketjepa.config import apply_overrides, build_config, save_config
+    from marketjepa.config import apply_overrides, build_config, read_config, save_config
 
     path = run_dir / "config.yaml"
     if not path.exists():
         raise MarketJepaError(
             f"{run_dir}: not a run directory (no config.yaml); run `marketjepa run` first"
         )
-    cfg = read_run_config(run_dir)
+    cfg = read_config(path)
     if overrides:
         cfg = build_config(apply_overrides(cfg.to_dict(), overrides), f"{path} + --set overrides")
         save_config(cfg, path)
     return cfg
 
 
-def read_run_config(run_dir: Path) -> Config:
-    from marketjepa.config import read_config
-
-    return read_config(run_dir / "config.yaml")
-
-
 def _stage(stage: str, run_dir: Path, overrides: list[str] | None) -> None:
-    from marketjepa.pipeline import _stage_functions, ensure_prepared, mark_stage
+    from marketjepa.pipeline import ensure_prepared, run_stage
 
     cfg = _load_run(run_dir, overrides)
-    prep = ensure_prepared(cfg)
-    import time
-
-    t0 = time.perf_counter()
-    _stage_functions()[stage](cfg, prep, run_dir)
-    mark_stage(cfg, run_dir, stage, time.perf_counter() - t0)
+    run_stage(cfg, ensure_prepared(cfg), run_dir, stage)
 
 
 @app.command()

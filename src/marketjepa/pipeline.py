@@ -119,6 +119,20 @@ def ensure_prepared(cfg: Config, force: bool = False) -> Path:
     return prepare(cfg, force=force)
 
 
+def run_stage(
+    cfg: Config,
+    prep: Path,
+    run_dir: Path,
+    stage: str,
+    fn: Callable[[Config, Path, Path], object] | None = None,
+) -> None:
+    """Run one stage and record its config hash and duration in ``stages.json``."""
+    fn = fn or _stage_functions()[stage]
+    t0 = time.perf_counter()
+    fn(cfg, prep, run_dir)
+    mark_stage(cfg, run_dir, stage, time.perf_counter() - t0)
+
+
 def record_inputs(run_dir: Path, prep: Path) -> None:
     """Put the prepared dataset and the raw-input fingerprints into the run's manifest."""
     prepared_manifest = prep / "manifest.json"
@@ -187,8 +201,6 @@ def run_pipeline(
         if not redo(stage) and stage_done(cfg, run_dir, stage):
             stage_line(stage, f"skipped: outputs exist for this config ({STAGE_OUTPUT[stage]})")
             continue
-        ts = time.perf_counter()
-        functions[stage](cfg, prep, run_dir)
-        mark_stage(cfg, run_dir, stage, time.perf_counter() - ts)
+        run_stage(cfg, prep, run_dir, stage, functions[stage])
     console.print(f"[bold]done[/] in {time.perf_counter() - t0:.0f} s — {run_dir}")
     return run_dir
