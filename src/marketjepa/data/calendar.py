@@ -63,3 +63,26 @@ def session_of(ts_ns: np.ndarray, sessions: pl.DataFrame) -> tuple[np.ndarray, n
     ok &= ts_ns < closes[safe]
     minute = np.where(ok, (ts_ns - opens[safe]) // NS_PER_MINUTE, -1)
     return np.where(ok, idx, -1), minute
+
+
+@lru_cache(maxsize=8)
+def _session_days(calendar: str) -> np.ndarray:
+    sessions = _calendar(calendar).sessions
+    return np.asarray(sessions.values.astype("datetime64[D]").astype(np.int64))
+
+
+def roll_to_session(day: np.ndarray, calendar: str = "XNYS") -> np.ndarray:
+    """First trading session of ``calendar`` on or after each epoch day.
+
+    Weekends and exchange holidays (Good Friday, Thanksgiving, …) roll forward, so an
+    option "expiring" on a closed day is priced to the next session. Days past the end of
+    the calendar's schedule roll over weekends only.
+    """
+    day = np.asarray(day, dtype=np.int64)
+    days = _session_days(calendar)
+    idx = np.searchsorted(days, day, side="left")
+    inside = idx < days.size
+    rolled = days[np.minimum(idx, days.size - 1)]
+    wd = (day + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+    weekend_only = day + np.where(wd == 5, 2, np.where(wd == 6, 1, 0))
+    return np.where(inside, rolled, weekend_only)

@@ -355,6 +355,7 @@ def make_pricer(cfg: Config, prepared_dir: Path, market: MarketData) -> OptionPr
         iv_rv_ratio=bt.iv_rv_ratio,
         iv_skew_per_moneyness=bt.iv_skew_per_moneyness,
         vol_lookback=cfg.labels.vol_lookback,
+        calendar=cfg.data.calendar,
     )
 
 

@@ -7,8 +7,8 @@ day, so at the close of the bar with ``minute`` m of a session of ``session_minu
     τ_min = (M − m − 1) + 1440 · (expiry_day − day),   T = τ_min / MINUTES_PER_YEAR
 
 (half-day closes on later expiry days and DST shifts are ignored). The expiry day for a
-``dte`` is ``day + dte`` rolled forward over a weekend (holidays are not rolled); in ``bars``
-mode it is the first listed expiry on or after that day.
+``dte`` is ``day + dte`` rolled forward to the next session of the exchange calendar
+(weekends and holidays such as Good Friday roll forward); in ``bars`` mode it is the first listed expiry on or after that day.
 
 Surface mode (observed). Per minute the prepared summary gives the near and far ATM IVs,
 the near 25Δ put and call IVs, and ``near_dte``/``far_dte`` (fractional calendar days from the
@@ -44,6 +44,7 @@ import numpy as np
 import polars as pl
 
 from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price, implied_vol
+from marketjepa.data.calendar import roll_to_session
 from marketjepa.errors import DataValidationError
 
 NS_PER_MINUTE = 60 * 1_000_000_000
@@ -191,12 +192,6 @@ def trailing_vol_1min(close: np.ndarray, session: np.ndarray, lookback: int) -> 
     return vol
 
 
-def weekend_roll(day: np.ndarray) -> np.ndarray:
-    """Move Saturday/Sunday epoch days to the following Monday (1970-01-01 was a Thursday)."""
-    wd = (day + 3) % 7  # 0 = Monday
-    return day + np.where(wd == 5, 2, np.where(wd == 6, 1, 0))
-
-
 class OptionBook:
     """Real option minute bars, indexed for vectorized as-of lookups with a staleness limit."""
 
@@ -305,6 +300,7 @@ class OptionPricer:
         iv_rv_ratio: float = 1.2,
         iv_skew_per_moneyness: float = -1.5,
         vol_lookback: int = 60,
+        calendar: str = "XNYS",
     ) -> None:
         if mode not in ("surface", "bars"):
             raise ValueError(f"unknown pricing mode {mode!r}")
@@ -315,6 +311,7 @@ class OptionPricer:
                 hint="set backtest.pricing=surface or give data.option_files",
             )
         self.market, self.mode, self.book = market, mode, book
+        self.calendar = calendar
         self.iv_skew = iv_skew_per_moneyness
         self.proxy_atm = (
             trailing_vol_1min(market.close, market.session, vol_lookback)
@@ -327,7 +324,7 @@ class OptionPricer:
         self.observed = np.isfinite(near) & (near > 0) & np.asarray(market.options_valid, bool)
 
     def expiry_day(self, rows: np.ndarray, dte: int) -> np.ndarray:
-        target = weekend_roll(self.market.day[rows] + int(dte))
+        target = roll_to_session(self.market.day[rows] + int(dte), self.calendar)
         if self.mode == "bars" and self.book is not None:
             return self.book.listed_expiry(target)
         return target
