@@ -51,6 +51,7 @@ from marketjepa.data.validation import (
     check_trading_days,
     check_values,
     fill_gaps,
+    long_gap_error,
     missing_runs,
     to_float,
     where,
@@ -435,7 +436,7 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
         .select("day", pl.col("_name").alias("_file"), "n")
     )
     check_trading_days(sessions, present, raw_days, named, pattern)
-    _, partial = session_coverage(reg, sessions, d.max_fill_gap_minutes)
+    runs, partial = session_coverage(reg, sessions, d.max_fill_gap_minutes)
     dropped = partial["session"] if d.partial_sessions == "drop" else partial["session"].clear()
     n_before_drop = reg.height
     if dropped.len():
@@ -443,12 +444,13 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
         reg = reg.filter(~pl.col("_sidx").is_in(gone["_sidx"].cast(pl.Int64).implode()))
         sessions = sessions.filter(~pl.col("session").is_in(dropped.implode()))
         if sessions.height == 0:
-            raise DataValidationError(
-                f"every session is partial ({len(dropped)} dropped: bars do not cover the "
-                f"{d.calendar} session, e.g. {dropped[0]})",
-                file=pattern,
-                hint="check data.columns.timezone, or set data.partial_sessions=keep",
+            err = long_gap_error(
+                runs,
+                d.max_fill_gap_minutes,
+                pattern,
+                prefix=f"every session is partial ({len(dropped)} would be dropped); first: ",
             )
+            raise err or DataValidationError("every session is partial", file=pattern)
     # partial sessions kept: their long runs are filled (flagged, never tradeable)
     max_gap = d.max_fill_gap_minutes if d.partial_sessions == "drop" else 10**9
     cols = ["ts", "open", "high", "low", "close", "volume", "transactions"]
