@@ -8,7 +8,9 @@ and dropped partial sessions). The rule mirrors the stages that would fail later
 - pretraining needs at least ``MIN_PRETRAIN_WINDOWS`` full context+gap+target windows in
   train and in validation (:func:`marketjepa.data.windows.pretrain_starts`);
 - probes and the backtest need at least one context window in the evaluation split (test,
-  or validation when ``split.test = 0``).
+  or validation when ``split.test = 0``);
+- with ``split.walk_forward_folds > 0`` the walk-forward folds over all days must each have
+  fit, selection and scored days (:func:`marketjepa.data.splits.walk_forward_eval_folds`).
 
 Each split is a contiguous run of days, so a split of ``R`` rows holds
 ``(R − L) // stride + 1`` windows of length ``L``. Filled bars count as rows (they stay in
@@ -23,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from marketjepa.config import Config, SplitConfig, WindowConfig
-from marketjepa.data.splits import min_days, short_splits, split_counts
+from marketjepa.data.splits import min_days, short_splits, split_counts, walk_forward_eval_folds
+from marketjepa.errors import MarketJepaError
 
 MIN_PRETRAIN_WINDOWS = 2  # train/pretrain.py refuses fewer
 
@@ -102,6 +105,11 @@ def check_fit(session_minutes: list[int], cfg: Config, suggest: bool = True) -> 
                 )
     if eval_split == "val" and not short and rows.get("val", 0) < context:
         problems.append(f"val (the evaluation split): fewer rows than one context ({context})")
+    if sp.walk_forward_folds > 0 and not short:
+        try:
+            walk_forward_eval_folds(len(session_minutes), sp)
+        except MarketJepaError as exc:
+            problems.append(str(exc))
     fit = Fit(
         fits=not problems,
         days=days,
@@ -148,18 +156,23 @@ def suggest_overrides(session_minutes: list[int], cfg: Config) -> list[str]:
         shapes[1:],
         key=lambda s: (-(s["context_patches"] + s["target_patches"]), -s["context_patches"]),
     )
-    for split in _SPLITS:
-        if split and cfg.split.test == 0:
-            split = {k: v for k, v in split.items() if k == "embargo_days"}
-        for shape in shapes:
-            try:
-                trial = _with(cfg, shape, split)
-            except ValueError:
-                continue
-            if check_fit(session_minutes, trial, suggest=False).fits:
-                sets = [f"windows.{k}={v}" for k, v in shape.items() if getattr(w, k) != v]
-                sets += [f"split.{k}={v}" for k, v in split.items() if getattr(cfg.split, k) != v]
-                return sets
+    folds = list(range(cfg.split.walk_forward_folds, -1, -1))
+    for base in _SPLITS:
+        if base and cfg.split.test == 0:
+            base = {k: v for k, v in base.items() if k == "embargo_days"}
+        for k in folds:
+            split = {**base, "walk_forward_folds": k}
+            for shape in shapes:
+                try:
+                    trial = _with(cfg, shape, split)
+                except ValueError:
+                    continue
+                if check_fit(session_minutes, trial, suggest=False).fits:
+                    sets = [f"windows.{n}={v}" for n, v in shape.items() if getattr(w, n) != v]
+                    sets += [
+                        f"split.{n}={v}" for n, v in split.items() if getattr(cfg.split, n) != v
+                    ]
+                    return sets
     return []
 
 

@@ -14,6 +14,7 @@ import polars as pl
 from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from marketjepa.config import Config
 from marketjepa.data.calendar import full_session_minutes
@@ -40,11 +41,23 @@ class _Summary(Table):
         super().add_row(escape(item), escape(value))
 
 
-def fit_table(cfg: Config, session_minutes: list[int], note: str = "") -> Table:
-    """Whether sessions of these lengths fit the preset, per split, with suggestions."""
+def fit_table(
+    cfg: Config,
+    session_minutes: list[int],
+    problems: list[str] = (),  # type: ignore[assignment]
+    fixes: list[str] = (),  # type: ignore[assignment]
+) -> Group:
+    """Whether sessions of these lengths fit the preset, per split, with suggestions.
+
+    ``problems``/``fixes``: data problems found before the fit (days without bars) and the
+    overrides that avoid them (they come first in the suggestion)."""
     fit = check_fit(session_minutes, cfg)
-    verdict = "FITS" if fit.fits else "DOES NOT FIT"
-    t = Table(title=f"fit for preset {cfg.preset}: {verdict}{note}", title_justify="left")
+    problems = [*problems, *fit.problems]
+    fits = not problems
+    t = Table(
+        title=f"fit for preset {cfg.preset}: {'FITS' if fits else 'DOES NOT FIT'}",
+        title_justify="left",
+    )
     for col in ("split", "days", "rows", "windows", "rows needed"):
         t.add_column(col, justify="right")
     for s in ("train", "val", "test"):
@@ -58,19 +71,28 @@ def fit_table(cfg: Config, session_minutes: list[int], note: str = "") -> Table:
             f"{fit.needed_rows.get(s, 0):,}",
         )
     t.add_row("embargo", str(fit.days["embargo"]), "", "", "")
-    t.add_row("minimum days", str(fit.needed_days), "", "", "")
-    for p in fit.problems:
-        t.add_row("problem", escape(p), "", "", "")
-    if not fit.fits:
-        fix = " ".join(f"--set {o}" for o in fit.suggestions)
-        t.add_row(
-            "suggest",
-            escape(fix) if fix else "no override fits: more sessions are needed",
-            "",
-            "",
-            "",
+    notes = [f"minimum days for these splits: {fit.needed_days}"]
+    notes += [f"problem: {p}" for p in problems]
+    if not fits:
+        sets = [*fixes, *fit.suggestions]
+        fix = " ".join(f"--set {o}" for o in sets)
+        notes.append(
+            f"suggest: {fix}" if sets else "suggest: no override fits; more sessions are needed"
         )
-    return t
+    return Group(t, Text("\n".join(notes)))
+
+
+def _longest_run(flags: list[bool]) -> tuple[int, int]:
+    """[a, b) of the longest run of True."""
+    best, start = (0, 0), None
+    for i, f in enumerate([*flags, False]):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
 
 
 def inspect_raw(cfg: Config) -> Group:
@@ -79,7 +101,7 @@ def inspect_raw(cfg: Config) -> Group:
     return Group(*_raw_table(cfg))
 
 
-def _raw_table(cfg: Config) -> tuple[Table, Table]:
+def _raw_table(cfg: Config) -> tuple[Table, Group]:
     stock_glob, opt_glob, _ = resolve_globs(cfg)
     d = cfg.data
     raw, files, log = load_stock_raw(cfg, progress=False)
@@ -157,9 +179,19 @@ def _raw_table(cfg: Config) -> tuple[Table, Table]:
     )
     t.add_row("zero-volume bars", f"{int((reg['volume'] == 0).sum()):,}")
 
-    missing_days = sessions.height - present
-    note = f" ({missing_days} session(s) without bars: ingest stops)" if missing_days else ""
-    fit_t = fit_table(cfg, [int(x) for x in kept["session_minutes"]], note)
+    problems, fixes = [], []
+    if present < sessions.height:
+        # ingest stops at a session without bars: fit the longest run of usable sessions
+        ok = sessions["session"].is_in(kept["session"].implode()).to_list()
+        a, b = _longest_run(ok)
+        kept = sessions.slice(a, b - a)
+        problems.append(
+            f"{sessions.height - present} session(s) without bars inside the range (ingest "
+            f"stops there); the longest run of usable sessions is {b - a}"
+        )
+        if b > a:
+            fixes = [f"data.start={kept['session'][0]}", f"data.end={kept['session'][-1]}"]
+    fit_t = fit_table(cfg, [int(x) for x in kept["session_minutes"]], problems, fixes)
     if opt_glob is None:
         t.add_row("options", "none configured")
         return t, fit_t
