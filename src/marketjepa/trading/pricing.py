@@ -81,6 +81,7 @@ class MarketData:
     options_valid: np.ndarray | None = None
     # Repaired (flat, zero-volume) bars: never a signal or an entry bar (None = none).
     filled: np.ndarray | None = None
+    session_day: np.ndarray | None = None  # session date as days since 1970 (None: UTC date)
     r: float = 0.0
     q: float = 0.0
     day: np.ndarray = field(init=False)
@@ -106,8 +107,13 @@ class MarketData:
         if n and not np.all(np.isfinite(self.close) & (self.close > 0)):
             bad = int(np.flatnonzero(~(np.isfinite(self.close) & (self.close > 0)))[0])
             raise DataValidationError("close price not positive/finite", where=f"row {bad}")
-        # Regular-session minutes lie between 13:30 and 21:00 UTC: the UTC date is the ET date.
-        self.day = self.ts // NS_PER_DAY
+        # The calendar's session date (days since 1970) when known: a CMES session opens
+        # the evening before its date. Otherwise the UTC date, which is the session date
+        # for XNYS (regular minutes lie between 13:30 and 21:00 UTC).
+        if self.session_day is not None:
+            self.day = np.asarray(self.session_day, dtype=np.int64)
+        else:
+            self.day = self.ts // NS_PER_DAY
         self.filled = (
             np.zeros(n, bool) if self.filled is None else np.asarray(self.filled, dtype=bool)
         )
@@ -155,6 +161,11 @@ class MarketData:
             filled=(
                 df["filled"].fill_null(False).to_numpy().astype(bool)
                 if "filled" in df.columns
+                else None
+            ),
+            session_day=(
+                df["session"].cast(pl.Int32).to_numpy()
+                if "session" in df.columns and df["session"].dtype == pl.Date
                 else None
             ),
             iv_atm_far=_col(df, "iv_atm_far", n),
