@@ -234,3 +234,29 @@ def test_fit_reports_windows_per_split_and_suggests_overrides():
         overrides=["windows.context_patches=80", "windows.patch_len=10", *few.suggestions],
     )
     assert check_fit([390] * 10, fixed).fits
+
+
+def test_run_stops_before_training_when_windows_do_not_fit(tmp_path):
+    _write(tmp_path, DAYS, {})
+    args = [
+        "run",
+        "--preset",
+        "tiny",
+        "--set",
+        "data.source=files",
+        "--set",
+        f"data.stock_files={tmp_path / 'stocks' / '*.csv.gz'}",
+        "--set",
+        f"data.prepared_dir={tmp_path / 'prepared'}",
+        "--set",
+        f"runs_dir={tmp_path / 'runs'}",
+        "--set",
+        "windows.patch_len=10",
+        "--set",
+        "windows.context_patches=80",
+    ]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert "does not fit preset tiny" in out and "--set windows.context_patches=" in out
+    assert not (tmp_path / "runs").exists()  # nothing trained, no run folder

@@ -66,8 +66,11 @@ def _windows(rows: int, length: int, stride: int) -> int:
     return max((rows - length) // stride + 1, 0) if rows >= length else 0
 
 
-def check_fit(session_minutes: list[int], cfg: Config, suggest: bool = True) -> Fit:
-    """Whether sessions of these lengths fit ``cfg``'s splits and windows."""
+def check_fit(
+    session_minutes: list[int], cfg: Config, suggest: bool = True, walk_forward: bool = True
+) -> Fit:
+    """Whether sessions of these lengths fit ``cfg``'s splits and windows (and, with
+    ``walk_forward``, its walk-forward folds)."""
     sp, w = cfg.split, cfg.windows
     total = (w.context_patches + w.gap_patches + w.target_patches) * w.patch_len
     context = w.context_patches * w.patch_len
@@ -105,7 +108,7 @@ def check_fit(session_minutes: list[int], cfg: Config, suggest: bool = True) -> 
                 )
     if eval_split == "val" and not short and rows.get("val", 0) < context:
         problems.append(f"val (the evaluation split): fewer rows than one context ({context})")
-    if sp.walk_forward_folds > 0 and not short:
+    if walk_forward and sp.walk_forward_folds > 0 and not short:
         try:
             walk_forward_eval_folds(len(session_minutes), sp)
         except MarketJepaError as exc:
@@ -176,4 +179,20 @@ def suggest_overrides(session_minutes: list[int], cfg: Config) -> list[str]:
     return []
 
 
-__all__ = ["MIN_PRETRAIN_WINDOWS", "Fit", "check_fit", "suggest_overrides"]
+def require_fit(session_minutes: list[int], cfg: Config) -> None:
+    """Raise a DataValidationError (exit 2) with the problems and suggested overrides when
+    the windows do not fit; ``run`` calls it after prepare, before any training."""
+    from marketjepa.errors import DataValidationError
+
+    fit = check_fit(session_minutes, cfg, walk_forward=False)
+    if fit.fits:
+        return
+    fix = " ".join(f"--set {o}" for o in fit.suggestions)
+    raise DataValidationError(
+        f"the data does not fit preset {cfg.preset}: " + "; ".join(fit.problems),
+        hint=(f"try {fix}" if fix else "more sessions are needed")
+        + " (`marketjepa inspect-data` shows days, rows and windows per split)",
+    )
+
+
+__all__ = ["MIN_PRETRAIN_WINDOWS", "Fit", "check_fit", "require_fit", "suggest_overrides"]
