@@ -260,3 +260,41 @@ def test_run_stops_before_training_when_windows_do_not_fit(tmp_path):
     out = " ".join(r.output.split())
     assert "does not fit preset tiny" in out and "--set windows.context_patches=" in out
     assert not (tmp_path / "runs").exists()  # nothing trained, no run folder
+
+
+def test_cmes_session_opens_the_evening_before_its_date(tmp_path):
+    s = trading_sessions(date(2024, 3, 12), date(2024, 3, 13), "CMES")
+    rows = []
+    for r in s.iter_rows(named=True):
+        m = np.arange(r["session_minutes"])
+        c = 5000 + 0.25 * np.sin(m / 9.0)
+        rows.append(
+            pl.DataFrame(
+                {
+                    "volume": 3.0,
+                    "open": c,
+                    "close": c,
+                    "high": c + 0.5,
+                    "low": c - 0.5,
+                    "window_start": r["open_ns"] + m * NS_PER_MINUTE,
+                }
+            )
+        )
+    pl.concat(rows).write_csv(tmp_path / "es.csv")
+    cfg = build_config(
+        {
+            "data": {
+                "source": "files",
+                "format": "table",
+                "ticker": "ES",
+                "calendar": "CMES",
+                "stock_files": str(tmp_path / "es.csv"),
+                "columns": {"ticker": None, "transactions": None},
+            }
+        }
+    )
+    res = ingest(cfg, progress=False)
+    # the first bar (17:00 CT on the 11th) belongs to the session dated the 12th
+    assert res.bars["session"].unique().sort().to_list() == [date(2024, 3, 12), date(2024, 3, 13)]
+    assert res.log["dropped_sessions"] == 0 and res.log["filled_minutes"] == 0
+    assert res.log["full_session_minutes"] == full_session_minutes("CMES")
