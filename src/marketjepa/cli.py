@@ -110,7 +110,8 @@ def inspect_data(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Print a sanity-check summary of the raw input data (days, bars, gaps, prices, IV)."""
+    """Summarize the raw input data (days, bars, gaps, partial sessions, prices, IV) and say
+    whether it fits the preset: days, rows and windows per split, suggested overrides."""
     from marketjepa.data.inspect import inspect_raw
 
     cfg = _config(preset, config, set_)
