@@ -93,7 +93,7 @@ def prepare(
     set_: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Ingest raw bars, filter to the NYSE session, build causal features, labels, splits.
+    """Ingest raw bars, keep the data.calendar session, build causal features, labels, splits.
 
     Output is cached under data/prepared/<config hash>/ and reused unless --force.
     """

@@ -152,8 +152,8 @@ class DataConfig(_Section):
     option_summary_file: str | None = None
     format: Literal["polygon", "table"] = "polygon"
     columns: ColumnMapping = ColumnMapping()
-    # Any exchange_calendars code: XNYS (NYSE), XNAS, CMES (CME futures, 23-hour
-    # sessions), XLON, ... Session opens/closes and lengths come from it.
+    # Any exchange_calendars code: XNYS (NYSE), XNAS, CMES (CME futures; a session opens
+    # the evening before its date), XLON, ... Session opens/closes and lengths come from it.
     calendar: str = "XNYS"
     # Keep only sessions dated within [start, end] (inclusive; None = no bound).
     start: date | None = None

@@ -1,5 +1,7 @@
-"""Read raw stock and option minute bars, validate, keep the NYSE regular session, repair
-short gaps and summarize the option chain per minute.
+"""Read raw stock and option minute bars, validate, keep the regular session of
+``data.calendar`` (XNYS by default) within ``data.start``/``data.end``, drop or keep partial
+sessions (``data.partial_sessions``), repair short gaps and summarize the option chain per
+minute.
 
 Inputs (DESIGN §2, docs/architecture.md "Raw files"):
 
