@@ -298,3 +298,19 @@ def test_cmes_session_opens_the_evening_before_its_date(tmp_path):
     assert res.bars["session"].unique().sort().to_list() == [date(2024, 3, 12), date(2024, 3, 13)]
     assert res.log["dropped_sessions"] == 0 and res.log["filled_minutes"] == 0
     assert res.log["full_session_minutes"] == full_session_minutes("CMES")
+
+
+def test_report_data_section_shows_raw_filled_dropped_minutes_and_test_filled_share(tmp_path):
+    from marketjepa.report.collect import _data_section
+    from marketjepa.report.markdown import _data
+
+    _write(tmp_path, DAYS, {DAYS[9]: set(range(NOON)), DAYS[4]: {100, 101}})
+    cfg = files_cfg(tmp_path)
+    manifest = build_prepared(cfg, ingest(cfg, progress=False)).manifest
+    d = _data_section(cfg.to_dict(), manifest, tmp_path)
+    assert (d["raw_minutes"], d["filled_minutes"]) == (9 * 390 - 2, 2)
+    assert d["dropped_sessions"] == 1 and d["dropped_minutes"] == 390 - NOON
+    rows = {r[0]: r[1] for r in _data({"data": d}).blocks[0].rows}
+    assert rows["Session minutes: raw / filled"].startswith("3508 / 2")
+    assert rows["Dropped partial sessions"].startswith(f"1 ({390 - NOON} minutes: {DAYS[9]}")
+    assert rows["Test rows that are filled bars"] == "0.0%"  # the dropped day was the test day
