@@ -95,6 +95,11 @@ def test_partial_session_kept_is_filled_but_never_labelled_nor_an_entry(tmp_path
     assert (f["label"].to_numpy()[~filled] >= 0).any()
     assert b.manifest["filled_minutes"] == NOON and b.manifest["raw_minutes"] == 10 * 390 - NOON
     assert b.manifest["filled_share_per_split"]["test"] > 0  # the last day is the test day
+    # inspect-data's fit counts the same pretraining windows prepare does
+    per = f.unique("session", maintain_order=True)["session_minutes"].to_list()
+    fit = check_fit(per, cfg)
+    for s in ("train", "val"):
+        assert fit.windows[s] == b.manifest["windows_per_split"][s]
     m = MarketData.from_frame(f, f["session"].rank("dense").to_numpy() - 1, f["split"], 0, 0)
     every = np.ones(f.height, bool)
     t, e, _, _ = candidate_entries(m, np.ones(f.height, np.int8), every)

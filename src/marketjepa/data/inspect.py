@@ -71,7 +71,11 @@ def fit_table(
             f"{fit.needed_rows.get(s, 0):,}",
         )
     t.add_row("embargo", str(fit.days["embargo"]), "", "", "")
-    notes = [f"minimum days for these splits: {fit.needed_days}"]
+    notes = [
+        "windows: context+gap+target (pretraining) for train/val, context only (probes, "
+        "backtest) for the evaluation split",
+        f"minimum days for these splits: {fit.needed_days}",
+    ]
     notes += [f"problem: {p}" for p in problems]
     if not fits:
         sets = [*fixes, *fit.suggestions]
