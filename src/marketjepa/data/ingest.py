@@ -343,7 +343,8 @@ def _sessions_for(
         hi = min(hi, end)
     if hi < lo:
         raise DataValidationError(
-            f"no data between data.start={start} and data.end={end} (the data covers "
+            f"no data between data.start={start or '(none)'} and data.end={end or '(none)'} "
+            f"(the data covers "
             f"{days.min()} to {days.max()})",
             file=files[0] if len(files) == 1 else None,
             hint="check data.start / data.end",
@@ -358,7 +359,7 @@ def _sessions_for(
         raise DataValidationError(
             f"the data ({days.min()} to {days.max()}"
             + (f", limited to {start or '…'} to {end or '…'}" if start or end else "")
-            + f") contains no bar inside a {calendar} trading session",
+            + f") contains no bar inside a trading session of calendar {calendar}",
             file=files[0] if len(files) == 1 else None,
             hint="check the dates, data.calendar, data.columns.timezone and data.start/end",
         )
