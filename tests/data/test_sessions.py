@@ -128,6 +128,8 @@ def test_start_and_end_bound_the_sessions(tmp_path):
     res = ingest(cfg, progress=False)
     assert res.bars["session"].unique().sort().to_list() == DAYS[1:4]
     assert res.log["outside_date_range_bars"] == 2 * (390 + 4)
+    with pytest.raises(DataValidationError, match="no data between data.start=2030-01-02"):
+        ingest(files_cfg(tmp_path, start="2030-01-02"), progress=False)
 
 
 def test_unknown_timezone_and_calendar_are_one_line_config_errors():
