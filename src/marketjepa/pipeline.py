@@ -164,6 +164,25 @@ def _stage_functions() -> dict[str, Callable[[Config, Path, Path], object]]:
     }
 
 
+def require_fit_prepared(cfg: Config, prep: Path) -> None:
+    """Stop before training (exit 2, with suggested overrides) when the prepared days hold
+    too few windows for the preset (:mod:`marketjepa.data.fit`)."""
+    import polars as pl
+
+    from marketjepa.data.fit import require_fit
+
+    path = prep / "dataset.parquet"
+    if not path.exists():
+        return
+    per = (
+        pl.scan_parquet(path)
+        .select("session", "session_minutes")
+        .unique("session", maintain_order=True)
+        .collect()
+    )
+    require_fit([int(m) for m in per["session_minutes"]], cfg)
+
+
 def run_pipeline(
     cfg: Config,
     run_dir: Path | None = None,
@@ -185,6 +204,7 @@ def run_pipeline(
     prep = ensure_prepared(cfg, force=redo("prepare"))
     if stop <= STAGES.index("prepare"):
         return prep
+    require_fit_prepared(cfg, prep)
 
     if run_dir is None:
         run_dir = None if force else find_run(cfg)

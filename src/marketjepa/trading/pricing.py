@@ -70,7 +70,7 @@ class MarketData:
     ts: np.ndarray  # int64 UTC ns of bar start
     session: np.ndarray  # int day index, non-decreasing
     minute: np.ndarray  # minutes since the open
-    session_minutes: np.ndarray  # 390 or 210
+    session_minutes: np.ndarray  # from the calendar (XNYS: 390, or 210 on half days)
     close: np.ndarray
     split: np.ndarray
     iv_atm_near: np.ndarray | None = None
@@ -80,6 +80,9 @@ class MarketData:
     near_dte: np.ndarray | None = None
     far_dte: np.ndarray | None = None
     options_valid: np.ndarray | None = None
+    # Repaired (flat, zero-volume) bars: never a signal or an entry bar (None = none).
+    filled: np.ndarray | None = None
+    session_day: np.ndarray | None = None  # session date as days since 1970 (None: UTC date)
     r: float = 0.0
     q: float = 0.0
     day: np.ndarray = field(init=False)
@@ -105,8 +108,18 @@ class MarketData:
         if n and not np.all(np.isfinite(self.close) & (self.close > 0)):
             bad = int(np.flatnonzero(~(np.isfinite(self.close) & (self.close > 0)))[0])
             raise DataValidationError("close price not positive/finite", where=f"row {bad}")
-        # Regular-session minutes lie between 13:30 and 21:00 UTC: the UTC date is the ET date.
-        self.day = self.ts // NS_PER_DAY
+        # The calendar's session date (days since 1970) when known: a CMES session opens
+        # the evening before its date. Otherwise the UTC date, which is the session date
+        # for XNYS (regular minutes lie between 13:30 and 21:00 UTC).
+        if self.session_day is not None:
+            self.day = np.asarray(self.session_day, dtype=np.int64)
+        else:
+            self.day = self.ts // NS_PER_DAY
+        self.filled = (
+            np.zeros(n, bool) if self.filled is None else np.asarray(self.filled, dtype=bool)
+        )
+        if self.filled.shape != (n,):
+            raise DataValidationError(f"column 'filled' has {self.filled.size} rows, ts has {n}")
         if self.options_valid is None:
             self.options_valid = (
                 np.isfinite(self.iv_atm_near) if self.iv_atm_near is not None else np.zeros(n, bool)
@@ -146,6 +159,16 @@ class MarketData:
             close=df["close"].to_numpy(),
             split=split,
             iv_atm_near=iv_near,
+            filled=(
+                df["filled"].fill_null(False).to_numpy().astype(bool)
+                if "filled" in df.columns
+                else None
+            ),
+            session_day=(
+                df["session"].cast(pl.Int32).to_numpy()
+                if "session" in df.columns and df["session"].dtype == pl.Date
+                else None
+            ),
             iv_atm_far=_col(df, "iv_atm_far", n),
             iv_put_25d=_col(df, "iv_put_25d", n),
             iv_call_25d=_col(df, "iv_call_25d", n),
