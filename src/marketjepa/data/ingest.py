@@ -257,10 +257,22 @@ def _et_date(ts: pl.Expr) -> pl.Expr:
     return pl.from_epoch(ts, "ns").dt.replace_time_zone("UTC").dt.convert_time_zone(EXCHANGE_TZ)
 
 
-def load_stock_raw(cfg: Config, progress: bool = False) -> tuple[pl.DataFrame, list[str], dict]:
-    """Read + validate every stock file; rows of ``data.ticker`` only (others counted)."""
-    pattern, _, _ = resolve_globs(cfg)
-    paths = match_files(pattern, "stock")
+def _named(paths: list[Path]) -> str:
+    """How a list of explicitly given files is named in messages."""
+    return str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more)"
+
+
+def load_stock_raw(
+    cfg: Config, progress: bool = False, paths: list[Path] | None = None
+) -> tuple[pl.DataFrame, list[str], dict]:
+    """Read + validate every stock file; rows of ``data.ticker`` only (others counted).
+
+    ``paths`` replaces the ``data.stock_files`` glob (``marketjepa signal --bars``)."""
+    if paths is None:
+        pattern, _, _ = resolve_globs(cfg)
+        paths = match_files(pattern, "stock")
+    else:
+        paths, pattern = [Path(p) for p in paths], _named([Path(p) for p in paths])
     raw, files = read_many(paths, cfg.data.format, cfg.data.columns, "stock", progress)
     n_all = raw.height
     tick = cfg.data.ticker.upper()
@@ -377,13 +389,19 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
 
 
 def load_options(
-    cfg: Config, bars: pl.DataFrame, progress: bool = False
+    cfg: Config, bars: pl.DataFrame, progress: bool = False, paths: list[Path] | None = None
 ) -> tuple[pl.DataFrame | None, list[Path], dict]:
-    """Read, validate and session-filter option bars; None when there are no option files."""
-    _, pattern, explicit = resolve_globs(cfg)
-    if pattern is None:
-        return None, [], {"option_files": 0}
-    paths = match_files(pattern, "option", required=explicit)
+    """Read, validate and session-filter option bars; None when there are no option files.
+
+    ``paths`` replaces the ``data.option_files`` glob (``marketjepa signal --options``)."""
+    if paths is None:
+        _, pattern, explicit = resolve_globs(cfg)
+        if pattern is None:
+            return None, [], {"option_files": 0}
+        paths = match_files(pattern, "option", required=explicit)
+    else:
+        paths = [Path(p) for p in paths]
+        pattern = _named(paths) if paths else ""
     if not paths:
         return None, [], {"option_files": 0}
     raw, files = read_many(paths, cfg.data.format, cfg.data.columns, "option", progress)
@@ -483,10 +501,21 @@ def load_summary_file(cfg: Config, bars: pl.DataFrame) -> tuple[pl.DataFrame, di
 # ----------------------------------------------------------------------------- main
 
 
-def ingest(cfg: Config, progress: bool = True) -> IngestResult:
-    """Read, validate and regularize the raw inputs of ``cfg.data`` (writes nothing)."""
-    pattern, opt_pattern, _ = resolve_globs(cfg)
-    raw, files, log = load_stock_raw(cfg, progress)
+def ingest(
+    cfg: Config,
+    progress: bool = True,
+    stock_paths: list[Path] | None = None,
+    option_paths: list[Path] | None = None,
+) -> IngestResult:
+    """Read, validate and regularize the raw inputs of ``cfg.data`` (writes nothing).
+
+    ``stock_paths`` / ``option_paths`` are explicit file lists used instead of the
+    configured globs (new bars for a trained run); ``option_paths=[]`` means none."""
+    if stock_paths is None:
+        pattern, _, _ = resolve_globs(cfg)
+    else:
+        pattern = _named([Path(p) for p in stock_paths]) if stock_paths else ""
+    raw, files, log = load_stock_raw(cfg, progress, stock_paths)
     bars, _, reg_log = regularize(cfg, raw, files, pattern)
     log.update(reg_log)
     inputs: dict = {
@@ -497,7 +526,7 @@ def ingest(cfg: Config, progress: bool = True) -> IngestResult:
         "option_summary_file": None,
         "option_summary_fingerprint": None,
     }
-    opt, opt_paths, opt_log = load_options(cfg, bars, progress)
+    opt, opt_paths, opt_log = load_options(cfg, bars, progress, option_paths)
     log.update(opt_log)
     summary = None
     if opt is not None:
