@@ -64,6 +64,16 @@ def stored_features(run: TrainedRun, frame: pl.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(frame.select(cols).to_numpy(), dtype=np.float32)
 
 
+def live_step(
+    run: TrainedRun, bars: pl.DataFrame, osum: pl.DataFrame | None, k: int
+) -> tuple[Any, np.ndarray, np.ndarray, int]:
+    """Decide bar ``k`` seeing only ``bars[: k + 1]``: (features, z at k, proba, signal)."""
+    cf = run.features(bars.slice(0, k + 1), None if osum is None else osum.slice(0, k + 1))
+    z = run.normalize(cf.raw)
+    p, s = run.decide(z, np.array([k]))
+    return cf, z[k], p[0], int(s[0])
+
+
 def replay_day(
     run: TrainedRun,
     day: str,
@@ -120,12 +130,8 @@ def replay_day(
     live_z = np.zeros((n, len(run.feature_names)), np.float32)
     live_p, live_s = np.zeros((n, 3)), np.zeros(n, np.int8)
     for i, k in enumerate(local.tolist()):
-        upto = bars.slice(0, k + 1)
-        cf = run.features(upto, None if osum is None else osum.slice(0, k + 1))
-        z = run.normalize(cf.raw)
-        live_z[i] = z[k]
-        p, s = run.decide(z, np.array([k]))
-        live_p[i], live_s[i] = p[0], s[0]
+        cf, z_k, live_p[i], live_s[i] = live_step(run, bars, osum, k)
+        live_z[i] = z_k
 
     # Batch: the stored (or given) features of the whole history, the same windows.
     zb = np.asarray(batch[a : int(rows[-1]) + 1], np.float32)
@@ -187,7 +193,7 @@ def replay_day(
         "run": str(run.run_dir),
         "day": day,
         "representation": REPRESENTATION,
-        "thresholds": {"BUY_CALL": run.tau_call, "BUY_PUT": run.tau_put},
+        "thresholds": run.thresholds(),
         "warmup_sessions": need,
         "history_bars": int(hist.height - n),
         "bars": bars_out,
@@ -232,10 +238,10 @@ def _stored_signals(run: TrainedRun, rows: np.ndarray) -> list[tuple[int, int]]:
 
 def format_replay(out: dict[str, Any]) -> list[str]:
     """Bar-by-bar lines, the parity verdict and the day's trades."""
-    th = out["thresholds"]
+    th = {k: "off" if v is None else f"{v:.3f}" for k, v in out["thresholds"].items()}
     lines = [
         f"replay {out['day']} of {out['run']} · {out['representation']} policy · thresholds "
-        f"CALL {th['BUY_CALL']:.3f} / PUT {th['BUY_PUT']:.3f} · warm-up "
+        f"CALL {th['BUY_CALL']} / PUT {th['BUY_PUT']} · warm-up "
         f"{out['history_bars']:,} bars ({out['warmup_sessions']}+ sessions)",
         "time                 close     live      p(CALL) p(PUT)  batch     max|Δfeature|",
     ]

@@ -137,6 +137,13 @@ class TrainedRun:
             device=device,
         )
 
+    def thresholds(self) -> dict[str, float | None]:
+        """τ per side; None for a side the policy switched off (τ = +inf)."""
+        return {
+            c: (float(t) if np.isfinite(t) else None)
+            for c, t in (("BUY_CALL", self.tau_call), ("BUY_PUT", self.tau_put))
+        }
+
     @property
     def window(self) -> int:
         """Bars in one context window (the embedding's input)."""
@@ -476,7 +483,7 @@ def decide_new_bars(run: TrainedRun, new: NewBars, all_bars: bool = False) -> di
         "run": str(run.run_dir),
         "ticker": run.cfg.data.ticker.upper(),
         "representation": REPRESENTATION,
-        "thresholds": {"BUY_CALL": run.tau_call, "BUY_PUT": run.tau_put},
+        "thresholds": run.thresholds(),
         "features": len(run.feature_names),
         "options": (
             "option data given (IV surface / option bars)"
@@ -504,8 +511,8 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:+.2f}%"
 
 
-def _tau(t: float) -> str:
-    return "off" if not np.isfinite(t) else f"{t:.3f}"
+def _tau(t: float | None) -> str:
+    return "off" if t is None else f"{t:.3f}"
 
 
 def format_signal(out: dict[str, Any]) -> list[str]:
