@@ -251,6 +251,35 @@ def test_signal_on_new_raw_files_matches_the_batch_decision(served):
     assert text.exit_code == 0 and "warm-up: needs" in text.output
 
 
+def test_signal_mid_session_as_a_live_feed(served, tmp_path):
+    """Live, the last session is unfinished: bars up to 11:00 decide 11:00 as the batch
+    pipeline (which saw the whole day) decided that bar."""
+    import numpy as np
+
+    from marketjepa.paths import synthetic_dir
+    from marketjepa.serve.replay import stored_features
+
+    cfg, run, frame, _ = served
+    raw = synthetic_dir(cfg)
+    n = run.warmup_sessions + 1
+    stocks = sorted((raw / "stocks").glob("*.csv.gz"))[-n:]
+    options = sorted((raw / "options").glob("*.csv.gz"))[-n:]
+    row = frame.height - 390 + 90  # 11:00 on the last day
+    cut = int(frame["ts"][row])
+    today = [tmp_path / f.name.removesuffix(".gz") for f in (stocks[-1], options[-1])]
+    for src, dst in zip((stocks[-1], options[-1]), today, strict=True):
+        pl.read_csv(src).filter(pl.col("window_start") <= cut).write_csv(dst)
+    args = ["signal", run.run_dir, *[a for f in (*stocks[:-1], today[0]) for a in ("--bars", f)]]
+    args += [a for f in (*options[:-1], today[1]) for a in ("--options", f)]
+    res = _run_cli(*args, "--json")
+    assert res.exit_code == 0, res.output
+    (d,) = json.loads(res.output)["decisions"]
+    proba, sig = run.decide(stored_features(run, frame), np.array([row]))
+    assert d["ts"] == cut and "11:00" in d["time"]
+    assert d["decision"] == ("HOLD", "BUY_CALL", "BUY_PUT")[int(sig[0])]
+    assert list(d["proba"].values()) == pytest.approx(proba[0].tolist(), abs=1e-6)
+
+
 def test_signal_refuses_bad_inputs_with_exit_2(served, tmp_path):
     from marketjepa.paths import synthetic_dir
 

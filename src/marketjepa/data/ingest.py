@@ -334,8 +334,10 @@ def classify_sessions(
     return raw, sessions, named, counts
 
 
-def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
-    """Session filter, trading-day check and gap repair → (bars, sessions, log)."""
+def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str, live: bool = False):
+    """Session filter, trading-day check and gap repair → (bars, sessions, log).
+
+    ``live``: the last session may be unfinished (bars up to its latest one are required)."""
     raw, sessions, named, counts = classify_sessions(
         raw, files, cfg.data.calendar, cfg.data.format == "polygon"
     )
@@ -351,8 +353,9 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
     )
     check_trading_days(sessions, present, raw_days, named, pattern)
     cols = ["ts", "open", "high", "low", "close", "volume", "transactions"]
+    until = int(reg["ts"].max()) if live and reg.height else None
     bars, n_filled = fill_gaps(
-        reg.select(cols), sessions, cfg.data.max_fill_gap_minutes, source=pattern
+        reg.select(cols), sessions, cfg.data.max_fill_gap_minutes, source=pattern, until_ts=until
     )
     bars = bars.select(
         "ts",
@@ -506,17 +509,19 @@ def ingest(
     progress: bool = True,
     stock_paths: list[Path] | None = None,
     option_paths: list[Path] | None = None,
+    live: bool = False,
 ) -> IngestResult:
     """Read, validate and regularize the raw inputs of ``cfg.data`` (writes nothing).
 
     ``stock_paths`` / ``option_paths`` are explicit file lists used instead of the
-    configured globs (new bars for a trained run); ``option_paths=[]`` means none."""
+    configured globs (new bars for a trained run); ``option_paths=[]`` means none.
+    ``live``: the last session may still be in progress (``marketjepa signal``)."""
     if stock_paths is None:
         pattern, _, _ = resolve_globs(cfg)
     else:
         pattern = _named([Path(p) for p in stock_paths]) if stock_paths else ""
     raw, files, log = load_stock_raw(cfg, progress, stock_paths)
-    bars, _, reg_log = regularize(cfg, raw, files, pattern)
+    bars, _, reg_log = regularize(cfg, raw, files, pattern, live)
     log.update(reg_log)
     inputs: dict = {
         "stock_files": len(files),

@@ -425,7 +425,9 @@ def ingest_new_bars(
     cfg = build_config(data, f"{run.run_dir}/config.yaml for new bars")
     ticker = cfg.data.ticker.upper()
     try:
-        result = ingest(cfg, progress=False, stock_paths=list(bars), option_paths=options or [])
+        result = ingest(
+            cfg, progress=False, stock_paths=list(bars), option_paths=options or [], live=True
+        )
     except DataValidationError as exc:
         if exc.problem.startswith("no rows for ticker"):
             raise DataValidationError(
