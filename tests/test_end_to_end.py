@@ -266,8 +266,9 @@ def test_signal_mid_session_as_a_live_feed(served, tmp_path):
     options = sorted((raw / "options").glob("*.csv.gz"))[-n:]
     row = frame.height - 390 + 90  # 11:00 on the last day
     cut = int(frame["ts"][row])
-    today = [tmp_path / f.name.removesuffix(".gz") for f in (stocks[-1], options[-1])]
+    today = [tmp_path / k / stocks[-1].name.removesuffix(".gz") for k in ("s", "o")]
     for src, dst in zip((stocks[-1], options[-1]), today, strict=True):
+        dst.parent.mkdir()
         pl.read_csv(src).filter(pl.col("window_start") <= cut).write_csv(dst)
     args = ["signal", run.run_dir, *[a for f in (*stocks[:-1], today[0]) for a in ("--bars", f)]]
     args += [a for f in (*options[:-1], today[1]) for a in ("--options", f)]
