@@ -251,6 +251,27 @@ def test_signal_on_new_raw_files_matches_the_batch_decision(served):
     assert text.exit_code == 0 and "warm-up: needs" in text.output
 
 
+def test_signal_with_an_option_summary_file_instead_of_option_bars(served, tmp_path):
+    import numpy as np
+
+    from marketjepa.data.features import OPTION_COLUMNS
+    from marketjepa.paths import synthetic_dir
+    from marketjepa.serve.replay import stored_features
+
+    cfg, run, frame, _ = served
+    n = run.warmup_sessions + 1
+    stocks = sorted((synthetic_dir(cfg) / "stocks").glob("*.csv.gz"))[-n:]
+    summary = tmp_path / "summary.parquet"
+    first = frame["session"].unique().sort()[-n]
+    frame.filter(pl.col("session") >= first).select("ts", *OPTION_COLUMNS).write_parquet(summary)
+    bars = [a for f in stocks for a in ("--bars", f)]
+    with_summary = _run_cli("signal", run.run_dir, *bars, "--option-summary", summary, "--json")
+    assert with_summary.exit_code == 0, with_summary.output
+    (d,) = json.loads(with_summary.output)["decisions"]
+    proba, _ = run.decide(stored_features(run, frame), np.array([frame.height - 1]))
+    assert list(d["proba"].values()) == pytest.approx(proba[0].tolist(), abs=1e-6)
+
+
 def test_signal_mid_session_as_a_live_feed(served, tmp_path):
     """Live, the last session is unfinished: bars up to 11:00 decide 11:00 as the batch
     pipeline (which saw the whole day) decided that bar."""

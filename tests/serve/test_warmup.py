@@ -43,3 +43,39 @@ def test_globs_expand_and_unmatched_globs_are_errors(tmp_path):
     assert [f.name for f in files] == ["a.csv", "b.csv"]
     with pytest.raises(DataValidationError, match="no files matched"):
         expand_files([str(tmp_path / "*.parquet")])
+
+
+def _minute_bars(sessions, keep):
+    import polars as pl
+
+    from marketjepa.data.calendar import NS_PER_MINUTE
+
+    rows = []
+    for s in sessions.iter_rows(named=True):
+        for m in range(int(s["session_minutes"])):
+            ts = s["open_ns"] + m * NS_PER_MINUTE
+            if keep(s["session"], m):
+                rows.append((ts, 100.0, 100.0, 100.0, 100.0, 10.0, 1))
+    cols = ["ts", "open", "high", "low", "close", "volume", "transactions"]
+    return pl.DataFrame(rows, schema=cols, orient="row")
+
+
+def test_a_live_last_session_may_be_unfinished_but_not_have_gaps():
+    """`signal` ingests with `live`: the last session ends at its latest bar; a gap before
+    it, or an unfinished earlier session, is still an error."""
+    from datetime import date
+
+    from marketjepa.data.calendar import trading_sessions
+    from marketjepa.data.validation import fill_gaps
+
+    sessions = trading_sessions(date(2022, 6, 28), date(2022, 6, 29))
+    last = sessions["session"][-1]
+    bars = _minute_bars(sessions, lambda d, m: d != last or m < 90)
+    until = int(bars["ts"].max())
+    with pytest.raises(DataValidationError, match="300 consecutive"):
+        fill_gaps(bars, sessions, 5)
+    out, filled = fill_gaps(bars, sessions, 5, until_ts=until)
+    assert filled == 0 and out.height == 390 + 90 and out["ts"][-1] == until
+    gappy = _minute_bars(sessions, lambda d, m: (d != last or m < 90) and not 40 <= m < 50)
+    with pytest.raises(DataValidationError, match="10 consecutive"):
+        fill_gaps(gappy, sessions, 5, until_ts=until)
