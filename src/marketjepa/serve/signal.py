@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -38,6 +38,9 @@ from marketjepa.data.prepare import CausalFeatures, causal_features
 from marketjepa.data.windows import WindowSpec
 from marketjepa.errors import DataValidationError, MarketJepaError, StageInputMissing
 from marketjepa.paths import prepared_dir as configured_prepared_dir
+
+if TYPE_CHECKING:
+    from marketjepa.trading.pricing import MarketData, OptionPricer
 
 REPRESENTATION = "lejepa"  # the policy row `signal` serves
 CLASSES = ("HOLD", "BUY_CALL", "BUY_PUT")
@@ -266,7 +269,7 @@ def warmup_error(
     )
 
 
-def market_frame(cf: CausalFeatures, bars: pl.DataFrame, osum: pl.DataFrame | None):
+def market_frame(cf: CausalFeatures, bars: pl.DataFrame, osum: pl.DataFrame | None) -> pl.DataFrame:
     """The columns the backtest's ``MarketData`` reads from a prepared dataset."""
     frame = bars.select("ts", "minute", "session_minutes", "close")
     if osum is not None:
@@ -275,14 +278,19 @@ def market_frame(cf: CausalFeatures, bars: pl.DataFrame, osum: pl.DataFrame | No
     return frame
 
 
-def make_market(run: TrainedRun, frame: pl.DataFrame, session: np.ndarray, split: np.ndarray):
+def make_market(
+    run: TrainedRun, frame: pl.DataFrame, session: np.ndarray, split: np.ndarray
+) -> MarketData:
+    """The backtest's per-row market arrays (rate and dividend yield of the run)."""
     from marketjepa.trading.pricing import MarketData
 
     d = run.cfg.data
     return MarketData.from_frame(frame, session, split, d.risk_free_rate, d.dividend_yield)
 
 
-def make_pricer(run: TrainedRun, market, option_bars: pl.DataFrame | None):
+def make_pricer(
+    run: TrainedRun, market: MarketData, option_bars: pl.DataFrame | None
+) -> OptionPricer:
     """The backtest's pricer; ``bars`` pricing falls back to the surface without option bars."""
     from marketjepa.trading.pricing import OptionBook, OptionPricer
 
@@ -305,7 +313,13 @@ def make_pricer(run: TrainedRun, market, option_bars: pl.DataFrame | None):
 
 
 def breakeven_move(
-    S: float, K: float, tau_after: float, sigma: float, is_call: bool, entry_fill: float, run
+    S: float,
+    K: float,
+    tau_after: float,
+    sigma: float,
+    is_call: bool,
+    entry_fill: float,
+    run: TrainedRun,
 ) -> float | None:
     """Log move of the underlying by the exit (IV unchanged) at which net P&L is 0."""
     from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
@@ -329,7 +343,7 @@ def breakeven_move(
     return 0.5 * (lo + hi)
 
 
-def entry_contract(run: TrainedRun, pricer, row: int, side: int) -> dict[str, Any]:
+def entry_contract(run: TrainedRun, pricer: OptionPricer, row: int, side: int) -> dict[str, Any]:
     """The contract the backtest would buy for a signal at ``row``, priced at its close.
 
     The backtest fills at the close of the next bar; live, that price is not known yet,
