@@ -109,3 +109,38 @@ def test_backtest_prices_from_iv_proxy_and_says_so(own_run):
     dsr = bt["strategies"]["lejepa"].get("dsr")
     if dsr is None or dsr < 0.95:
         assert "makes money" not in money
+
+
+def test_signal_and_replay_on_own_stock_only_data(own_run, tmp_path):
+    """A trained stock-only run decides new bars from the user's own CSV layout (the run's
+    column mapping), states that option prices are modeled, and replays with parity."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from marketjepa.cli import app
+    from marketjepa.serve.replay import load_frame, replay_day, stored_features
+    from marketjepa.serve.signal import TrainedRun
+
+    cfg, run_dir = own_run
+    run = TrainedRun.load(run_dir)
+    table = pl.read_csv(cfg.data.stock_files)
+    days = table["Datetime"].str.slice(0, 10)
+    keep = days.unique().sort()[-(run.warmup_sessions + 1) :]
+    new = tmp_path / "new_bars.csv"
+    table.filter(days.is_in(keep.implode())).write_csv(new)
+
+    res = CliRunner().invoke(app, ["signal", str(run_dir), "--bars", str(new), "--all", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["options"] == "no option data: option prices are modeled"
+    assert out["features"] == 16 and out["decisions"]
+    frame = load_frame(run)
+    last = frame.height - 1
+    _, sig = run.decide(stored_features(run, frame), np.array([last]))
+    assert out["decisions"][-1]["decision"] == ("HOLD", "BUY_CALL", "BUY_PUT")[int(sig[0])]
+    for c in (d["contract"] for d in out["decisions"] if d["contract"]):
+        assert c["modeled"] and c["price_source"].startswith("modeled: IV proxy")
+
+    test_day = str(frame.filter(pl.col("split") == 2)["session"].min())
+    rep = replay_day(run, test_day, frame=frame, max_bars=60)
+    assert rep["parity"]["ok"], rep["parity"]

@@ -314,6 +314,101 @@ def experiment(
     console.print(run_collapse_experiment(cfg, prep, out))
 
 
+def _serving_threads() -> None:
+    """One window per decision: a single thread beats thread start-up and contention."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _print_json(obj: object) -> None:
+    import json
+
+    from marketjepa.artifacts import to_jsonable
+
+    print(json.dumps(to_jsonable(obj), indent=2))
+
+
+@app.command()
+@_guard
+def signal(
+    run_dir: RunDirArg,
+    bars: Annotated[
+        list[str],
+        typer.Option(
+            "--bars",
+            help="New stock bar file or quoted glob, in the run's data format; repeatable.",
+        ),
+    ],
+    options: Annotated[
+        list[str] | None,
+        typer.Option("--options", help="Option bar file or quoted glob (optional); repeatable."),
+    ] = None,
+    option_summary: Annotated[
+        Path | None,
+        typer.Option("--option-summary", help="A per-minute option summary file instead."),
+    ] = None,
+    all_bars: Annotated[
+        bool, typer.Option("--all", help="Decide every warmed-up bar, not only the latest.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    set_: SetOpt = None,
+) -> None:
+    """The trained LeJEPA policy's decision on new bars: HOLD / BUY_CALL / BUY_PUT.
+
+    Loads the run (config, train-fitted normalization, best.pt, policy head and
+    thresholds), builds features with prepare's code path, embeds the latest window and
+    prints the decision, class probabilities, thresholds and, for an entry, the contract
+    the backtest would buy. Only data.* overrides are accepted (e.g. column names).
+    """
+    from marketjepa.serve.signal import (
+        TrainedRun,
+        decide_new_bars,
+        expand_files,
+        format_signal,
+        ingest_new_bars,
+    )
+
+    _serving_threads()
+    run_ = TrainedRun.load(run_dir)
+    new = ingest_new_bars(
+        run_, expand_files(bars), expand_files(options or []), option_summary, set_
+    )
+    out = decide_new_bars(run_, new, all_bars=all_bars)
+    if as_json:
+        _print_json(out)
+        return
+    for line in format_signal(out):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+@_guard
+def replay(
+    run_dir: RunDirArg,
+    day: Annotated[str, typer.Option("--day", help="Session of the run's data, YYYY-MM-DD.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Feed one day of the run's data bar by bar, as a live feed would.
+
+    Prints each bar's decision next to the batch pipeline's (train/serve parity: features
+    to 1e-6, same class), and the day's option trades and P&L under the backtest rules.
+    Exits 1 when parity fails.
+    """
+    from marketjepa.serve.replay import format_replay, replay_day
+    from marketjepa.serve.signal import TrainedRun
+
+    _serving_threads()
+    out = replay_day(TrainedRun.load(run_dir), day)
+    if as_json:
+        _print_json(out)
+    else:
+        for line in format_replay(out):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if not out["parity"]["ok"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

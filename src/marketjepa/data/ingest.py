@@ -285,10 +285,22 @@ def _local_date(ts: pl.Expr, tz: str) -> pl.Expr:
     return pl.from_epoch(ts, "ns").dt.replace_time_zone("UTC").dt.convert_time_zone(tz)
 
 
-def load_stock_raw(cfg: Config, progress: bool = False) -> tuple[pl.DataFrame, list[str], dict]:
-    """Read + validate every stock file; rows of ``data.ticker`` only (others counted)."""
-    pattern, _, _ = resolve_globs(cfg)
-    paths = match_files(pattern, "stock")
+def _named(paths: list[Path]) -> str:
+    """How a list of explicitly given files is named in messages."""
+    return str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more)"
+
+
+def load_stock_raw(
+    cfg: Config, progress: bool = False, paths: list[Path] | None = None
+) -> tuple[pl.DataFrame, list[str], dict]:
+    """Read + validate every stock file; rows of ``data.ticker`` only (others counted).
+
+    ``paths`` replaces the ``data.stock_files`` glob (``marketjepa signal --bars``)."""
+    if paths is None:
+        pattern, _, _ = resolve_globs(cfg)
+        paths = match_files(pattern, "stock")
+    else:
+        paths, pattern = [Path(p) for p in paths], _named([Path(p) for p in paths])
     info: dict = {}
     raw, files = read_many(paths, cfg.data.format, cfg.data.columns, "stock", progress, info)
     n_all = raw.height
@@ -405,14 +417,14 @@ def classify_sessions(
 
 
 def session_coverage(
-    reg: pl.DataFrame, sessions: pl.DataFrame, max_gap: int
+    reg: pl.DataFrame, sessions: pl.DataFrame, max_gap: int, until_ts: int | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(missing runs of every session, sessions whose bars do not cover the calendar
     session: a missing run longer than ``max_gap`` minutes, e.g. data starting at noon).
 
     Sessions without any bar are not partial here: :func:`check_trading_days` reports them.
     """
-    runs = missing_runs(reg.select("ts"), sessions)
+    runs = missing_runs(reg.select("ts"), sessions, until_ts)
     present = sessions["session"].gather(reg["_sidx"].unique().to_numpy())
     partial = (
         runs.filter((pl.col("length") > max_gap) & pl.col("session").is_in(present.implode()))
@@ -422,8 +434,10 @@ def session_coverage(
     return runs, partial
 
 
-def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
-    """Session filter, trading-day check, partial sessions and gap repair → (bars, sessions, log)."""
+def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str, live: bool = False):
+    """Session filter, trading-day check, partial sessions and gap repair → (bars, sessions, log).
+
+    ``live``: the last session may be unfinished (bars up to its latest one are required)."""
     d = cfg.data
     raw, sessions, named, counts = classify_sessions(
         raw, files, d.calendar, d.format == "polygon", d.start, d.end
@@ -439,7 +453,9 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
         .select("day", pl.col("_name").alias("_file"), "n")
     )
     check_trading_days(sessions, present, raw_days, named, pattern)
-    runs, partial = session_coverage(reg, sessions, d.max_fill_gap_minutes)
+    # a live feed's unfinished last session is not partial: its grid ends at the latest bar
+    until = int(reg["ts"].max()) if live and reg.height else None
+    runs, partial = session_coverage(reg, sessions, d.max_fill_gap_minutes, until)
     dropped = partial["session"] if d.partial_sessions == "drop" else partial["session"].clear()
     n_before_drop = reg.height
     if dropped.len():
@@ -457,7 +473,7 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
     # partial sessions kept: their long runs are filled (flagged, never tradeable)
     max_gap = d.max_fill_gap_minutes if d.partial_sessions == "drop" else 10**9
     cols = ["ts", "open", "high", "low", "close", "volume", "transactions"]
-    bars, n_filled = fill_gaps(reg.select(cols), sessions, max_gap, source=pattern)
+    bars, n_filled = fill_gaps(reg.select(cols), sessions, max_gap, source=pattern, until_ts=until)
     bars = bars.select(
         "ts",
         "session",
@@ -502,13 +518,19 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
 
 
 def load_options(
-    cfg: Config, bars: pl.DataFrame, progress: bool = False
+    cfg: Config, bars: pl.DataFrame, progress: bool = False, paths: list[Path] | None = None
 ) -> tuple[pl.DataFrame | None, list[Path], dict]:
-    """Read, validate and session-filter option bars; None when there are no option files."""
-    _, pattern, explicit = resolve_globs(cfg)
-    if pattern is None:
-        return None, [], {"option_files": 0}
-    paths = match_files(pattern, "option", required=explicit)
+    """Read, validate and session-filter option bars; None when there are no option files.
+
+    ``paths`` replaces the ``data.option_files`` glob (``marketjepa signal --options``)."""
+    if paths is None:
+        _, pattern, explicit = resolve_globs(cfg)
+        if pattern is None:
+            return None, [], {"option_files": 0}
+        paths = match_files(pattern, "option", required=explicit)
+    else:
+        paths = [Path(p) for p in paths]
+        pattern = _named(paths) if paths else ""
     if not paths:
         return None, [], {"option_files": 0}
     raw, files = read_many(paths, cfg.data.format, cfg.data.columns, "option", progress)
@@ -608,11 +630,24 @@ def load_summary_file(cfg: Config, bars: pl.DataFrame) -> tuple[pl.DataFrame, di
 # ----------------------------------------------------------------------------- main
 
 
-def ingest(cfg: Config, progress: bool = True) -> IngestResult:
-    """Read, validate and regularize the raw inputs of ``cfg.data`` (writes nothing)."""
-    pattern, opt_pattern, _ = resolve_globs(cfg)
-    raw, files, log = load_stock_raw(cfg, progress)
-    bars, _, reg_log = regularize(cfg, raw, files, pattern)
+def ingest(
+    cfg: Config,
+    progress: bool = True,
+    stock_paths: list[Path] | None = None,
+    option_paths: list[Path] | None = None,
+    live: bool = False,
+) -> IngestResult:
+    """Read, validate and regularize the raw inputs of ``cfg.data`` (writes nothing).
+
+    ``stock_paths`` / ``option_paths`` are explicit file lists used instead of the
+    configured globs (new bars for a trained run); ``option_paths=[]`` means none.
+    ``live``: the last session may still be in progress (``marketjepa signal``)."""
+    if stock_paths is None:
+        pattern, _, _ = resolve_globs(cfg)
+    else:
+        pattern = _named([Path(p) for p in stock_paths]) if stock_paths else ""
+    raw, files, log = load_stock_raw(cfg, progress, stock_paths)
+    bars, _, reg_log = regularize(cfg, raw, files, pattern, live)
     log.update(reg_log)
     inputs: dict = {
         "stock_files": len(files),
@@ -622,7 +657,7 @@ def ingest(cfg: Config, progress: bool = True) -> IngestResult:
         "option_summary_file": None,
         "option_summary_fingerprint": None,
     }
-    opt, opt_paths, opt_log = load_options(cfg, bars, progress)
+    opt, opt_paths, opt_log = load_options(cfg, bars, progress, option_paths)
     log.update(opt_log)
     summary = None
     if opt is not None:

@@ -159,24 +159,45 @@ def _session_counts(log: dict[str, Any], bars: pl.DataFrame) -> dict[str, Any]:
     }
 
 
+@dataclass
+class CausalFeatures:
+    """Raw (unnormalized) features of a bar series plus the inputs they came from."""
+
+    inputs: FeatureInputs
+    names: list[str]
+    dropped: list[str]
+    raw: np.ndarray  # [N, F] float64, NaN where undefined or masked
+
+
+def causal_features(
+    cfg: Config, bars: pl.DataFrame, option_summary: pl.DataFrame | None
+) -> CausalFeatures:
+    """Validate ingested bars and compute the configured causal features.
+
+    The one feature path: ``prepare`` runs it over the whole history, ``marketjepa
+    signal`` / ``replay`` over the bars a live feed has delivered so far; the normalizer
+    fitted by ``prepare`` is applied afterwards in both."""
+    validate_bars(bars, option_summary)
+    names, dropped = resolve_features(cfg.features.names, has_options=option_summary is not None)
+    if not names:
+        raise MarketJepaError("features.names leaves no feature to compute")
+    x = FeatureInputs.from_frames(
+        bars,
+        option_summary,
+        cfg.data.max_option_staleness_minutes,
+        cfg.features.volume_z_sessions,
+        cfg.data.calendar,
+    )
+    return CausalFeatures(x, names, dropped, compute_features(x, names))
+
+
 def build_prepared(cfg: Config, result: Any, truth: pl.DataFrame | None = None) -> PreparedBuild:
     """Everything ``prepare`` writes, computed in memory from an ingest result."""
     t0 = time.perf_counter()
     bars: pl.DataFrame = result.bars
     osum: pl.DataFrame | None = result.option_summary
-    validate_bars(bars, osum)
-    names, dropped = resolve_features(cfg.features.names, has_options=osum is not None)
-    if not names:
-        raise MarketJepaError("features.names leaves no feature to compute")
-
-    x = FeatureInputs.from_frames(
-        bars,
-        osum,
-        cfg.data.max_option_staleness_minutes,
-        cfg.features.volume_z_sessions,
-        cfg.data.calendar,
-    )
-    raw = compute_features(x, names)
+    cf = causal_features(cfg, bars, osum)
+    x, names, dropped, raw = cf.inputs, cf.names, cf.dropped, cf.raw
     t_feat = time.perf_counter() - t0
 
     per_day = day_splits(int(x.day.max()) + 1, cfg.split)
@@ -417,8 +438,10 @@ def prepare(cfg: Config, force: bool = False, progress: bool = True) -> Path:
 
 
 __all__ = [
+    "CausalFeatures",
     "PreparedBuild",
     "build_prepared",
+    "causal_features",
     "prepare",
     "prepare_from_ingest",
     "prepared_hash",

@@ -320,14 +320,16 @@ def check_trading_days(
     )
 
 
-def _grid(sessions: pl.DataFrame) -> pl.DataFrame:
-    """Every regular-session minute of ``sessions``: ``ts, session, minute, session_minutes``."""
+def _grid(sessions: pl.DataFrame, until_ts: int | None = None) -> pl.DataFrame:
+    """Every regular-session minute of ``sessions``: ``ts, session, minute, session_minutes``
+    (only those starting at or before ``until_ts`` when given: a live feed's last session
+    has not finished)."""
     n = sessions["session_minutes"].to_numpy().astype(np.int64)
     opens = sessions["open_ns"].to_numpy()
     sidx = np.repeat(np.arange(len(n)), n)
     starts = np.repeat(np.cumsum(n) - n, n)
     minute = np.arange(int(n.sum()), dtype=np.int64) - starts
-    return pl.DataFrame(
+    grid = pl.DataFrame(
         {
             "ts": opens[sidx] + minute * NS_PER_MINUTE,
             "session": sessions["session"].gather(sidx),
@@ -335,12 +337,15 @@ def _grid(sessions: pl.DataFrame) -> pl.DataFrame:
             "session_minutes": n[sidx].astype(np.int16),
         }
     )
+    return grid if until_ts is None else grid.filter(pl.col("ts") <= until_ts)
 
 
-def missing_runs(bars: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
+def missing_runs(
+    bars: pl.DataFrame, sessions: pl.DataFrame, until_ts: int | None = None
+) -> pl.DataFrame:
     """Runs of consecutive missing regular-session minutes:
     ``session, start_ts, end_ts, first_minute, length`` (end_ts = last missing bar start)."""
-    grid = _grid(sessions)
+    grid = _grid(sessions, until_ts)
     miss = grid.join(bars.select("ts"), on="ts", how="anti").sort("ts")
     if miss.height == 0:
         return pl.DataFrame(
@@ -392,19 +397,24 @@ def long_gap_error(
 
 
 def fill_gaps(
-    bars: pl.DataFrame, sessions: pl.DataFrame, max_gap: int, source: str = "stock files"
+    bars: pl.DataFrame,
+    sessions: pl.DataFrame,
+    max_gap: int,
+    source: str = "stock files",
+    until_ts: int | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Put ``bars`` (``ts`` + OHLCV + ``transactions``) on the full minute grid of
-    ``sessions``, filling short gaps by the rule in the module docstring.
+    ``sessions``, filling short gaps by the rule in the module docstring. ``until_ts``
+    ends the grid there (a live feed's unfinished last session).
 
     Returns the bars with ``session, minute, session_minutes, filled`` and the number of
     filled minutes. A run longer than ``max_gap`` raises, naming the session and time range.
     """
-    runs = missing_runs(bars, sessions)
+    runs = missing_runs(bars, sessions, until_ts)
     err = long_gap_error(runs, max_gap, source)
     if err is not None:
         raise err
-    grid = _grid(sessions)
+    grid = _grid(sessions, until_ts)
     out = grid.join(bars, on="ts", how="left", coalesce=True).sort("ts")
     filled = out["close"].is_null()
     n_filled = int(filled.sum())

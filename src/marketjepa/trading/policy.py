@@ -315,6 +315,17 @@ def fit_policies(
     return out, signals
 
 
+def fit_head(cfg: Config, X_train: np.ndarray, y_train: np.ndarray) -> ClassifierHead:
+    """The classifier head of ``policy.head`` on the labelled train anchors (``y >= 0``).
+
+    Deterministic (fixed seed, full-batch or seeded solver), so ``marketjepa signal``
+    refits exactly the head the policy stage chose thresholds for."""
+    pc = cfg.policy
+    keep = np.asarray(y_train) >= 0
+    X = np.asarray(X_train, np.float64)[keep]
+    return ClassifierHead(pc.head, pc.mlp_hidden, pc.seed).fit(X, np.asarray(y_train)[keep])
+
+
 def _fit_one(cfg, pricer, book, label, fwd_ret, fwd_rv, X, anchors, rules, costs):
     pc = cfg.policy
     y_tr = label[anchors["train"]].astype(np.int64)
@@ -326,7 +337,7 @@ def _fit_one(cfg, pricer, book, label, fwd_ret, fwd_rv, X, anchors, rules, costs
     warn: list[str] = []
     info: dict[str, Any] = {"kind": pc.kind}
     if pc.kind == "classifier":
-        head = ClassifierHead(pc.head, pc.mlp_hidden, pc.seed).fit(X["train"][keep], y_tr[keep])
+        head = fit_head(cfg, X["train"], y_tr)
         proba = {s: head.predict_proba(X[s]) if X[s].shape[0] else np.zeros((0, 3)) for s in SPLITS}
         info["classification"] = {s: class_report(label[anchors[s]], proba[s]) for s in SPLITS}
         score_c = {s: proba[s][:, CALL] for s in SPLITS}
