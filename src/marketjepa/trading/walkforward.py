@@ -48,7 +48,7 @@ from marketjepa.artifacts import read_json, to_jsonable, write_json
 from marketjepa.config import Config, SplitConfig, read_config
 from marketjepa.console import console, stage_line
 from marketjepa.data.splits import EMBARGO, TEST, TRAIN, VAL, day_splits, walk_forward_eval_folds
-from marketjepa.errors import MarketJepaError
+from marketjepa.errors import MarketJepaError, StageInputMissing
 from marketjepa.trading.backtest import MULTIPLIER, _distribution
 from marketjepa.trading.metrics import strategy_metrics
 
@@ -260,7 +260,7 @@ def run_walkforward(
     out_dir = run_dir / WF_DIR
     ckpt = run_dir / "checkpoints" / "best.pt"
     if reuse_encoder and not ckpt.exists():
-        raise MarketJepaError(
+        raise StageInputMissing(
             f"--reuse-encoder: {ckpt} not found; run `marketjepa run` (or `pretrain`) for this "
             "run first, or drop --reuse-encoder to pretrain in every fold"
         )
