@@ -299,10 +299,12 @@ def walkforward(
             "(faster; a leak when that encoder saw days a fold trades — stated in the output).",
         ),
     ] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Walk-forward backtest: N expanding-window folds over all days; each fold prepares,
     pretrains, fits the policy and its thresholds on earlier days only and trades the next
-    block. Writes <run>/walkforward/ (walkforward.json, folds.csv, equity.csv, trades.csv)."""
+    block. Writes <run>/walkforward/ (walkforward.json, folds.csv, equity.csv, trades.csv);
+    folds finished for the same config, data and encoder are reused unless --force."""
     from marketjepa.artifacts import init_run_dir, new_run_dir
     from marketjepa.pipeline import ensure_synthetic, find_run
     from marketjepa.trading.walkforward import run_walkforward
@@ -318,7 +320,7 @@ def walkforward(
     console.print(f"run directory: [bold]{run_dir}[/]")
     if cfg.data.source == "synthetic":
         ensure_synthetic(cfg)
-    run_walkforward(cfg, run_dir, n, reuse_encoder=reuse_encoder)
+    run_walkforward(cfg, run_dir, n, reuse_encoder=reuse_encoder, force=force)
     from marketjepa.report.build import build_report
 
     # The run's report (stages not run are stated as such) gains the walk-forward section.

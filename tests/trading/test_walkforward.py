@@ -159,6 +159,13 @@ def test_walkforward_command_tiny_end_to_end(tmp_path):
     assert "## WALK-FORWARD BACKTEST" in report and wf["verdict"] in report
     assert (run_dir / "plots" / "walkforward_equity.png").exists()
 
+    # An unchanged rerun reuses the finished folds (an interrupted walk-forward resumes).
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and again.output.count("reusing") == 2, again.output
+    assert (
+        json.loads((wf_dir / "walkforward.json").read_text())["concatenated"] == wf["concatenated"]
+    )
+
     # Reusing the run's encoder: stated as a leak for the folds whose traded days it saw.
     (run_dir / "checkpoints").mkdir()
     ckpt = wf_dir / "fold_1" / "checkpoints" / "best.pt"

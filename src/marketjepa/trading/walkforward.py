@@ -35,6 +35,8 @@ per-day validation Sharpe ratios. Baselines select nothing: ``N = 1``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -253,8 +255,12 @@ def run_walkforward(
     ingest_result: Any = None,
     truth: pl.DataFrame | None = None,
     keep_prepared: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Run every fold and write ``run_dir/walkforward/``; returns ``walkforward.json``."""
+    """Run every fold and write ``run_dir/walkforward/``; returns ``walkforward.json``.
+
+    A fold whose ``fold.json`` records the same fold config, days, encoder and raw-data
+    fingerprint is reused (an interrupted walk-forward resumes); ``force`` redoes all."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     out_dir = run_dir / WF_DIR
@@ -276,9 +282,12 @@ def run_walkforward(
     dates = [str(d) for d in sessions.to_list()]
     folds = fold_splits(len(dates), cfg.split, n_folds)
     fcfg = fold_config(cfg)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("fold_*"):  # folds of an earlier, longer schedule
+        if not old.name.removeprefix("fold_").isdigit() or int(old.name[5:]) > n_folds:
+            shutil.rmtree(old, ignore_errors=True)
+    encoder_id = _file_hash(ckpt) if reuse_encoder else "pretrained per fold"
+    data_id = getattr(ingest_result, "inputs", None) or {}
 
     leak = _encoder_leak(cfg, run_dir, folds, dates) if reuse_encoder else None
     fold_info, fold_dirs, fold_trades = [], [], []
@@ -291,15 +300,23 @@ def run_walkforward(
             f"{traded['first']}..{traded['last']} ({traded['days']})",
         )
         fdir = out_dir / f"fold_{k}"
-        res = run_fold(
-            fcfg,
-            ingest_result,
-            truth,
-            per_day,
-            fdir,
-            ckpt if reuse_encoder else None,
-            keep_prepared,
-        )
+        key = _hash_json([fcfg.to_dict(), per_day.tolist(), encoder_id, data_id])
+        done = fdir / "fold.json"
+        if not force and done.exists() and read_json(done).get("key") == key and data_id:
+            stage_line("walkforward", f"fold {k}: reusing {fdir} (same config, data, encoder)")
+            res = read_json(done)["result"]
+        else:
+            shutil.rmtree(fdir, ignore_errors=True)
+            res = run_fold(
+                fcfg,
+                ingest_result,
+                truth,
+                per_day,
+                fdir,
+                ckpt if reuse_encoder else None,
+                keep_prepared,
+            )
+            write_json(done, {"key": key, "result": to_jsonable(res)})
         fold_dirs.append(fdir)
         fold_trades.append(pl.read_parquet(fdir / "backtest" / "trades.parquet"))
         reps = res["policy"]["representations"]
@@ -393,6 +410,14 @@ def run_walkforward(
     write_json(out_dir / "walkforward.json", result)
     print_walkforward(result)
     return result
+
+
+def _hash_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _encoder_note(reuse: bool, leak: dict[str, Any] | None, ckpt: Path) -> str:
