@@ -176,3 +176,15 @@ def test_walkforward_command_tiny_end_to_end(tmp_path):
     assert wf["encoder"] == "reused" and wf["encoder_note"].startswith("LEAK RISK")
     leak = wf["encoder_leak"]
     assert leak["folds_with_leak"] and all(n > 0 for n in leak["traded_days_seen_per_fold"][:1])
+
+
+def test_fold_config_trades_the_test_block_even_without_a_test_split():
+    """The seed preset has no test split; a fold still trades its TEST block, not val."""
+    from marketjepa.trading.backtest import evaluation_split
+
+    cfg = load_config("seed")
+    fcfg = fold_config(cfg)
+    per_day = fold_splits(100, cfg.split, 3)[0]
+    assert evaluation_split(fcfg, per_day) == (TEST, "test")
+    assert fcfg.split.embargo_days == cfg.split.embargo_days
+    assert fcfg.model_dump(exclude={"split"}) == cfg.model_dump(exclude={"split"})
