@@ -280,6 +280,56 @@ def run(
 
 @app.command()
 @_guard
+def walkforward(
+    preset: PresetOpt = "cpu",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(help="Number of folds (default split.walk_forward_folds, or 4 if 0)."),
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", help="Run directory (default: the run of this config, or new)."),
+    ] = None,
+    reuse_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-encoder",
+            help="Use the run's checkpoints/best.pt in every fold instead of pretraining "
+            "(faster; a leak when that encoder saw days a fold trades — stated in the output).",
+        ),
+    ] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Walk-forward backtest: N expanding-window folds over all days; each fold prepares,
+    pretrains, fits the policy and its thresholds on earlier days only and trades the next
+    block. Writes <run>/walkforward/ (walkforward.json, folds.csv, equity.csv, trades.csv);
+    folds finished for the same config, data and encoder are reused unless --force."""
+    from marketjepa.artifacts import init_run_dir, new_run_dir
+    from marketjepa.pipeline import ensure_synthetic, find_run
+    from marketjepa.trading.walkforward import run_walkforward
+
+    if run_dir is not None and (run_dir / "config.yaml").exists():
+        cfg = _load_run(run_dir, set_)
+    else:
+        cfg = _config(preset, config, set_)
+        run_dir = run_dir or find_run(cfg) or new_run_dir(cfg)
+        if not (run_dir / "config.yaml").exists():
+            init_run_dir(run_dir, cfg)
+    n = folds if folds is not None else (cfg.split.walk_forward_folds or 4)
+    console.print(f"run directory: [bold]{run_dir}[/]")
+    if cfg.data.source == "synthetic":
+        ensure_synthetic(cfg)
+    run_walkforward(cfg, run_dir, n, reuse_encoder=reuse_encoder, force=force)
+    from marketjepa.report.build import build_report
+
+    # The run's report (stages not run are stated as such) gains the walk-forward section.
+    console.print(f"report: [bold]{build_report(run_dir)}[/]")
+
+
+@app.command()
+@_guard
 def compare(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories.")],
 ) -> None:

@@ -191,8 +191,16 @@ def causal_features(
     return CausalFeatures(x, names, dropped, compute_features(x, names))
 
 
-def build_prepared(cfg: Config, result: Any, truth: pl.DataFrame | None = None) -> PreparedBuild:
-    """Everything ``prepare`` writes, computed in memory from an ingest result."""
+def build_prepared(
+    cfg: Config,
+    result: Any,
+    truth: pl.DataFrame | None = None,
+    per_day: np.ndarray | None = None,
+) -> PreparedBuild:
+    """Everything ``prepare`` writes, computed in memory from an ingest result.
+
+    ``per_day`` (split id per trading day) replaces ``day_splits(cfg.split)``: a
+    walk-forward fold passes its own, so labels and normalizer fit on its train days."""
     t0 = time.perf_counter()
     bars: pl.DataFrame = result.bars
     osum: pl.DataFrame | None = result.option_summary
@@ -200,7 +208,11 @@ def build_prepared(cfg: Config, result: Any, truth: pl.DataFrame | None = None) 
     x, names, dropped, raw = cf.inputs, cf.names, cf.dropped, cf.raw
     t_feat = time.perf_counter() - t0
 
-    per_day = day_splits(int(x.day.max()) + 1, cfg.split)
+    n_days = int(x.day.max()) + 1
+    if per_day is None:
+        per_day = day_splits(n_days, cfg.split)
+    elif per_day.shape != (n_days,):
+        raise MarketJepaError(f"per-day split has {per_day.size} entries for {n_days} days")
     split = row_splits(x.day, per_day)
     train = split == 0
     filled = bars["filled"].to_numpy()

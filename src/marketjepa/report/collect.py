@@ -55,6 +55,8 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
                   baselines [{name, total_return, n_trades, win_rate, sharpe, psr, dsr,
                     sharpe_ci}],
                   trade_pnl [..], equity {"t": [..], "equity": [..], "drawdown": [..]}
+    walkforward   None | walkforward/walkforward.json + curves {strategy: {t, equity}} and
+                  boundaries [first traded date of each fold] (report/walkforward.py)
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ import yaml
 from marketjepa.artifacts import EMBEDDING_STAT_KEYS
 from marketjepa.config import ConfigError, read_config
 from marketjepa.errors import DataValidationError, MarketJepaError
+from marketjepa.report.walkforward import collect_walkforward
 
 CLASS_NAMES = ("HOLD", "BUY_CALL", "BUY_PUT")
 _VALUE_KEYS = ("value", "mean", "point", "estimate")
@@ -848,6 +851,7 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
         "probes": _probes_section(opt_json("probes.json")),
         "policy": policy,
         "backtest": _backtest_section(run_dir / "backtest", cfg, policy.get("representation")),
+        "walkforward": collect_walkforward(run_dir),
     }
 
 

@@ -19,6 +19,7 @@ from marketjepa.report.rules import (
     ok,
     pct,
 )
+from marketjepa.report.walkforward import walkforward_section
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2, "ok": 3}
 
@@ -605,6 +606,7 @@ def build_sections(
         _recommendations(recs),
         _policy(summary, findings),
         _backtest(summary, findings, images),
+        *([wf] if (wf := walkforward_section(summary, images)) else []),
     ]
 
 

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from marketjepa.report.rules import lejepa_name, ok
+from marketjepa.report.walkforward import PLOT_CAPTION, PLOT_NAME, walkforward_equity
 
 DPI = 90
 
@@ -257,6 +258,7 @@ PLOTS: dict[str, tuple[Callable[[dict], bytes | None], str]] = {
     "latent_probe": (latent_probe, "Latent-state probe accuracy per epoch (synthetic data)"),
     "equity_drawdown": (equity_drawdown, "Equity and drawdown"),
     "trade_pnl_hist": (trade_pnl_hist, "Trade P&L histogram"),
+    PLOT_NAME: (walkforward_equity, PLOT_CAPTION),
 }
 
 
