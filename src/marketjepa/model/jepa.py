@@ -18,8 +18,25 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
 Without EMA (the LeJEPA default) the target path is the encoder itself, with gradients
 and no stop-gradient: SIGReg alone prevents collapse. With EMA (the seed: 0.996) the
 target encoder is a frozen copy updated by :meth:`LeJEPA.update_ema` as
-``ξ ← m·ξ + (1 − m)·θ``. Targets are encoded as windows of their own (positions
-``0 … T−1``), i.e. the target embedding is what the encoder says about the future window.
+``ξ ← m·ξ + (1 − m)·θ``.
+
+Target path (``loss.target_path``, issue #12):
+
+* ``separate`` — targets are encoded as windows of their own (positions ``0 … T−1``):
+  what the encoder says about the future window alone.
+* ``sequence`` — one pass of the target encoder over context ‖ gap ‖ target (positions
+  ``0 … C+G+T−1``); the targets are the tokens at the target positions, which (with
+  ``model.causal``) have seen everything before them, as in I-JEPA / V-JEPA. Without EMA
+  the pass runs under ``no_grad`` (stop-gradient); with EMA it is the EMA copy. A slow
+  state accumulated over the context is thus part of the target, so predicting it
+  rewards encoding it.
+
+Multi-scale targets (``loss.target_scales`` = ``[s_1, …]``)::
+
+    pred = (1/|S|) Σ_s MSE(mean(preds[:, :s]), mean(targets[:, :s]))
+
+i.e. the predictor must match summaries of the future over several spans (s patches);
+long spans average away per-bar noise and keep the slow state.
 
 The auxiliary reconstruction predicts the raw features of the first target patch (the
 next patch after the context when G = 0) from the last context token with a linear head.
@@ -67,8 +84,12 @@ class LeJEPA(nn.Module):
         self.spec = spec
         self.model_cfg = model_cfg
         self.loss_cfg = loss_cfg
-        # The same encoder embeds T-patch targets when there is no EMA copy.
-        n_patches = max(spec.context_patches, spec.target_patches)
+        # The same encoder embeds T-patch targets (or the whole sequence) without EMA.
+        self.sequence_targets = loss_cfg.target_path == "sequence"
+        if self.sequence_targets:
+            n_patches = spec.context_patches + spec.gap_patches + spec.target_patches
+        else:
+            n_patches = max(spec.context_patches, spec.target_patches)
         self.encoder = PatchEncoder(n_features, spec, model_cfg, n_patches=n_patches)
         self.predictor = Predictor(spec, model_cfg)
         self.target_encoder: PatchEncoder | None = None
@@ -88,12 +109,29 @@ class LeJEPA(nn.Module):
         tokens = self.encoder(context)
         return self.encoder.pool(tokens), tokens
 
-    def encode_target(self, target: Tensor) -> Tensor:
-        """Target-patch embeddings ``[B, T, d]`` (EMA copy without grad, else the encoder)."""
-        if self.target_encoder is None:
-            return self.encoder(target)
+    def encode_target(
+        self, target: Tensor, context: Tensor | None = None, gap: Tensor | None = None
+    ) -> Tensor:
+        """Target-patch embeddings ``[B, T, d]``.
+
+        ``separate``: the target window alone (EMA copy without grad, else the encoder with
+        grad). ``sequence``: the target positions of one pass over context ‖ gap ‖ target,
+        always without gradient (EMA copy, else the encoder itself).
+        """
+        if not self.sequence_targets:
+            if self.target_encoder is None:
+                return self.encoder(target)
+            with torch.no_grad():
+                return self.target_encoder(target)
+        if context is None:
+            raise ValueError("the sequence target path needs the context window")
+        if self.spec.gap_patches and (gap is None or gap.shape[1] != self.spec.gap_len):
+            raise ValueError(f"the sequence target path needs the {self.spec.gap_len}-bar gap")
+        parts = [context, gap, target] if self.spec.gap_patches else [context, target]
+        enc = self.target_encoder if self.target_encoder is not None else self.encoder
         with torch.no_grad():
-            return self.target_encoder(target)
+            tokens = enc(torch.cat(parts, dim=1))
+        return tokens[:, -self.spec.target_patches :].detach()
 
     def forward(
         self,
@@ -102,14 +140,24 @@ class LeJEPA(nn.Module):
         step: int,
         seed: int = 0,
         reduce_fn: ReduceFn | None = None,
+        gap: Tensor | None = None,
     ) -> dict[str, Tensor]:
         cfg = self.loss_cfg
         pooled, tokens = self.embed(context)
-        targets = self.encode_target(target)
+        targets = self.encode_target(target, context, gap)
         preds = self.predictor(tokens)
         out: dict[str, Tensor] = {}
 
-        if cfg.multi_horizon:
+        if cfg.target_scales:
+            per_scale = torch.stack(
+                [
+                    F.mse_loss(preds[:, :s].float().mean(1), targets[:, :s].float().mean(1))
+                    for s in cfg.target_scales
+                ]
+            )
+            pred = per_scale.mean()
+            out["pred_per_scale"] = per_scale.detach()
+        elif cfg.multi_horizon:
             per_horizon = (preds.float() - targets.float()).square().mean(dim=(0, 2))
             pred = per_horizon.mean()
             out["pred_per_horizon"] = per_horizon.detach()
