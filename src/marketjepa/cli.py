@@ -318,7 +318,9 @@ def experiment(
         try:
             seed_list = tuple(int(s) for s in seeds.split(","))
         except ValueError:
-            raise MarketJepaError(f"--seeds must be comma-separated integers, got {seeds!r}")
+            raise MarketJepaError(
+                f"--seeds must be comma-separated integers, got {seeds!r}"
+            ) from None
         console.print(run_levers_experiment(cfg, out / "levers", seed_list))
         return
     if cfg.data.source == "synthetic":

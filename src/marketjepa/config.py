@@ -333,8 +333,7 @@ class Config(_Section):
         t = self.windows.target_patches
         if any(s > t for s in self.loss.target_scales):
             raise ValueError(
-                f"loss.target_scales {self.loss.target_scales} exceed "
-                f"windows.target_patches={t}"
+                f"loss.target_scales {self.loss.target_scales} exceed windows.target_patches={t}"
             )
         return self
 
