@@ -175,6 +175,9 @@ class ModelConfig(_Section):
     # Causal attention in the encoder: token i sees patches <= i only, so the last token
     # is a filter of the whole window (issue #12).
     causal: bool = False
+    # What the predictor sees: every context token, or only the pooled embedding (the
+    # tensor the probes read), so whatever predicts the targets must be in it (issue #12).
+    predictor_input: Literal["tokens", "pooled"] = "tokens"
     predictor_d_model: int = Field(128, ge=4)
     predictor_layers: int = Field(2, ge=1)
     predictor_heads: int = Field(4, ge=1)

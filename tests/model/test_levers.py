@@ -114,3 +114,17 @@ def test_lever_config_validation_and_gap_gather():
     torch.testing.assert_close(
         gap[1], x[7 + SPEC.context_len : 7 + SPEC.context_len + SPEC.gap_len]
     )
+
+
+def test_pooled_predictor_input_sees_only_the_probed_embedding():
+    loss = LossConfig(lambda_sigreg=0.0, num_slices=16, ema=False)
+    torch.manual_seed(0)
+    m = LeJEPA(NF, SPEC, _model_cfg(causal=True, predictor_input="pooled"), loss)
+    ctx, gap, tgt = _windows()
+    pooled, tokens = m.embed(ctx)
+    preds = m.predictor(pooled[:, None])
+    assert preds.shape == (4, SPEC.target_patches, 16)
+    expect = F.mse_loss(preds, m.encode_target(tgt, ctx, gap), reduction="none").mean((0, 2))
+    torch.testing.assert_close(m(ctx, tgt, step=0)["pred_per_horizon"], expect.detach())
+    with pytest.raises(ValueError, match="expects 1 context tokens"):
+        m.predictor(tokens)

@@ -5,7 +5,8 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
 
     tokens  = f_θ(x_c)                  [B, C, d]     z = pool(tokens)   [B, d]
     targets = f_ξ(x_t)                  [B, T, d]     ξ = θ (LeJEPA) or EMA of θ
-    preds   = g_ψ(tokens)               [B, T, d]     one query per target patch
+    preds   = g_ψ(tokens | z)           [B, T, d]     one query per target patch
+                                                      (z alone: ``predictor_input=pooled``)
     pred    = (1/T) Σ_h MSE(preds_h, targets_h)        multi-horizon (each patch a horizon)
             | MSE(pool(preds), pool(targets))          otherwise (pooled target embedding)
     sigreg  = SIGReg(z) | SIGReg(tokens as [B·C, d]) | their mean       (``sigreg_on``)
@@ -145,7 +146,8 @@ class LeJEPA(nn.Module):
         cfg = self.loss_cfg
         pooled, tokens = self.embed(context)
         targets = self.encode_target(target, context, gap)
-        preds = self.predictor(tokens)
+        pred_in = pooled[:, None] if self.predictor.pooled_input else tokens
+        preds = self.predictor(pred_in)
         out: dict[str, Tensor] = {}
 
         if cfg.target_scales:
