@@ -299,8 +299,11 @@ def experiment(
     set_: SetOpt = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/experiments"),
     seeds: Annotated[
-        str, typer.Option(help="levers: comma-separated synthetic market seeds.")
+        str, typer.Option(help="levers: comma-separated synthetic market seeds ('' for none).")
     ] = "0,1",
+    null: Annotated[
+        bool, typer.Option("--null/--no-null", help="levers: also the null market.")
+    ] = True,
 ) -> None:
     """Rerunnable experiments. 'collapse' trains seed-like settings (λ=0.1, EMA 0.996, no gap)
     against the recommended ones on the same data and tabulates variance, RankMe and SIGReg.
@@ -316,12 +319,14 @@ def experiment(
         from marketjepa.train.levers import run_levers_experiment
 
         try:
-            seed_list = tuple(int(s) for s in seeds.split(","))
+            seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
         except ValueError:
             raise MarketJepaError(
                 f"--seeds must be comma-separated integers, got {seeds!r}"
             ) from None
-        console.print(run_levers_experiment(cfg, out / "levers", seed_list))
+        if not seed_list and not null:
+            raise MarketJepaError("levers: nothing to run (no --seeds and --no-null)")
+        console.print(run_levers_experiment(cfg, out / "levers", seed_list, null_market=null))
         return
     if cfg.data.source == "synthetic":
         ensure_synthetic(cfg)

@@ -44,6 +44,7 @@ TODAY: dict[str, Any] = {
     "loss.target_path": "separate",
     "loss.target_scales": [],
     "windows.target_patches": 3,
+    "model.predictor_input": "tokens",
 }
 
 TRAIN, VAL, TEST = 0, 1, 2
@@ -254,7 +255,8 @@ def run_levers_experiment(
     out_dir = Path(out_dir)
     markets = [(f"seed {s}", {"synth.seed": s}) for s in seeds]
     if null_market:
-        markets.append(("null market", {"synth.seed": seeds[0], "synth.signal": 0.0}))
+        seed0 = seeds[0] if seeds else cfg.synth.seed
+        markets.append(("null market", {"synth.seed": seed0, "synth.signal": 0.0}))
     chosen = chosen_levers(cfg)
     results: list[dict[str, Any]] = []
     for market, mchanges in markets:
