@@ -53,6 +53,7 @@ def test_validation_score_never_reads_test_days(tmp_path):
     enc = build_encoder(3, WindowSpec.from_config(cfg.windows), cfg.model, 0)
     a = validation_score(enc, cfg, x, split, label, truth)
     assert math.isfinite(a["latent_share"]) and a["objective"] == a["latent_share"]
+    assert math.isfinite(a["direction_lift"])
     # scrambling everything on test days (features, labels, truth) changes nothing
     x2, label2 = x.copy(), label.copy()
     t = split == 2

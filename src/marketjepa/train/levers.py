@@ -96,15 +96,19 @@ def embed(encoder: torch.nn.Module, features: np.ndarray, spec, starts: np.ndarr
     return encoder_embeddings(encoder, ds, starts, batch_size=1024)
 
 
-def _fit(X: np.ndarray, y: np.ndarray, split: np.ndarray, grid: list[float], seed: int):
+def _fit(
+    X: np.ndarray, y: np.ndarray, split: np.ndarray, grid: list[float], seed: int, labels=False
+):
+    """Probe predictions for every row: the regime probe maximizes accuracy (as the probes
+    stage does); the label probe is class-balanced and picks C by balanced accuracy, else
+    it predicts HOLD everywhere and has no direction accuracy."""
     from threadpoolctl import threadpool_limits
 
     from marketjepa.evaluate.probes import fit_classification_probe
 
+    kw = {} if labels else {"balanced": False, "select_by": _accuracy}
     with threadpool_limits(limits=1, user_api="blas"):
-        return fit_classification_probe(
-            X, y, split, grid, balanced=False, select_by=_accuracy, seed=seed
-        ).predictions
+        return fit_classification_probe(X, y, split, grid, seed=seed, **kw).predictions
 
 
 def _accuracy(yt: np.ndarray, yp: np.ndarray) -> float:
@@ -143,7 +147,7 @@ def validation_score(
     v = sp == VAL
     seed, grid = cfg.eval.seed, cfg.eval.probe_c_grid
     y = np.asarray(label)[anchors].astype(np.int64)
-    out = {"direction_lift": _direction_lift(y[v], _fit(X, y, sp, grid, seed)[v])}
+    out = {"direction_lift": _direction_lift(y[v], _fit(X, y, sp, grid, seed, True)[v])}
     out["latent_share"] = math.nan
     regime, filt = _truth(truth)
     if regime is not None:
@@ -186,7 +190,7 @@ def compare_representations(
     ev = cfg.eval
     e = sp == TEST
     y = np.asarray(label)[anchors].astype(np.int64)
-    preds = {n: _fit(X, y, sp, ev.probe_c_grid, ev.seed) for n, X in reps.items()}
+    preds = {n: _fit(X, y, sp, ev.probe_c_grid, ev.seed, True) for n, X in reps.items()}
     regime, filt = _truth(truth)
     latent: dict[str, np.ndarray] = {}
     if regime is not None:
