@@ -321,11 +321,9 @@ def experiment(
         try:
             seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
         except ValueError:
-            raise MarketJepaError(
-                f"--seeds must be comma-separated integers, got {seeds!r}"
-            ) from None
+            raise ConfigError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
         if not seed_list and not null:
-            raise MarketJepaError("levers: nothing to run (no --seeds and --no-null)")
+            raise ConfigError("levers: nothing to run (no --seeds and --no-null)")
         console.print(run_levers_experiment(cfg, out / "levers", seed_list, null_market=null))
         return
     if cfg.data.source == "synthetic":
@@ -356,7 +354,7 @@ def sweep(
     from marketjepa.train.sweep import run_sweep
 
     if trials < 1 or epochs < 1 or steps < 1:
-        raise MarketJepaError("--trials, --epochs and --steps must be >= 1")
+        raise ConfigError("--trials, --epochs and --steps must be >= 1")
     cfg = _config(preset, config, set_)
     if cfg.data.source == "synthetic":
         ensure_synthetic(cfg)

@@ -113,3 +113,22 @@ def test_levers_comparison_pairs_chosen_against_every_representation(tmp_path):
     assert (tmp_path / "today" / "checkpoints" / "best.pt").exists()
     text = levers_table([{"market": "seed 0", **res}], dict.fromkeys(TODAY, "x"))
     assert "| raw_window |" in text and "Δ latent share" in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["experiment", "levers", "--seeds", "a,b"], "--seeds must be comma-separated"),
+        (["experiment", "levers", "--seeds", "", "--no-null"], "nothing to run"),
+        (["sweep", "--trials", "0"], "--trials, --epochs and --steps must be >= 1"),
+        (["sweep", "--set", "loss.target_scales=[9]"], "target_scales"),
+    ],
+)
+def test_cli_rejects_bad_lever_arguments_with_exit_code_2(args, message):
+    from typer.testing import CliRunner
+
+    from marketjepa.cli import app
+
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
