@@ -70,7 +70,6 @@ def test_validation_score_never_reads_test_days(tmp_path):
 
 
 def test_sweep_is_resumable_and_records_every_trial(tmp_path):
-    pytest.importorskip("optuna")
     from marketjepa.train.sweep import SEARCH_SPACE, sweep_arrays
 
     # the window-geometry levers are left out: tiny data has too few rows for them
