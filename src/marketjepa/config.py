@@ -219,6 +219,10 @@ class LossConfig(_Section):
     # Multi-scale pooled targets: for each s, predict the mean of the first s target
     # tokens (empty = per-patch horizons or one pooled target, see multi_horizon).
     target_scales: list[int] = Field(default_factory=list)
+    # Block-masked targets inside the context (I-JEPA masking over time): each step, a
+    # block of this many context patches is predicted from the tokens before it (their
+    # tokens, stop-gradient, are the targets); needs model.causal. 0 = off.
+    context_mask_patches: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:
@@ -333,6 +337,12 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _target_scales_fit(self) -> Config:
+        m, c = self.loss.context_mask_patches, self.windows.context_patches
+        if m and (not self.model.causal or m >= c):
+            raise ValueError(
+                f"loss.context_mask_patches={m} needs model.causal=true and fewer than "
+                f"windows.context_patches={c} patches"
+            )
         t = self.windows.target_patches
         if any(s > t for s in self.loss.target_scales):
             raise ValueError(

@@ -128,3 +128,33 @@ def test_pooled_predictor_input_sees_only_the_probed_embedding():
     torch.testing.assert_close(m(ctx, tgt, step=0)["pred_per_horizon"], expect.detach())
     with pytest.raises(ValueError, match="expects 1 context tokens"):
         m.predictor(tokens)
+
+
+def test_block_masked_context_targets_predict_a_block_from_the_tokens_before_it():
+    spec = WindowSpec(patch_len=4, context_patches=8, gap_patches=1, target_patches=2)
+    loss = LossConfig(lambda_sigreg=0.0, num_slices=16, ema=False, context_mask_patches=3)
+    torch.manual_seed(0)
+    m = LeJEPA(NF, spec, _model_cfg(causal=True), loss)
+    g = torch.Generator().manual_seed(0)
+    ctx = torch.randn(4, spec.context_len, NF, generator=g)
+    tgt = torch.randn(4, spec.target_len, NF, generator=g)
+    starts = {m.mask_start(step, 0) for step in range(200)}
+    assert starts == set(range(1, 8 - 3 + 1))  # every block inside the context
+    assert m.mask_start(5, 0) == m.mask_start(5, 0)  # reproducible from (seed, step)
+    i = m.mask_start(7, 0)
+    out = m(ctx, tgt, step=7)
+    tokens = m.embed(ctx)[1]
+    with torch.no_grad():
+        known, queries = torch.arange(i), torch.arange(i, i + 3)
+        preds = m.predictor.predict_at(tokens[:, :i], known, queries)
+        expect = F.mse_loss(preds, tokens[:, i : i + 3])
+    torch.testing.assert_close(out["pred_mask"], expect)
+    # the prediction uses only tokens before the block: perturbing the block's bars and
+    # everything after leaves it unchanged (causal encoder)
+    ctx2 = ctx.clone()
+    ctx2[:, i * spec.patch_len :] += 3.0
+    with torch.no_grad():
+        preds2 = m.predictor.predict_at(m.embed(ctx2)[1][:, :i], known, queries)
+    torch.testing.assert_close(preds, preds2)
+    with pytest.raises(ConfigError, match="context_mask_patches"):
+        load_config("tiny", overrides=["loss.context_mask_patches=2"])  # not causal

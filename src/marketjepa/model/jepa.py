@@ -32,6 +32,11 @@ Target path (``loss.target_path``, issue #12):
   state accumulated over the context is thus part of the target, so predicting it
   rewards encoding it.
 
+Block-masked targets inside the context (``loss.context_mask_patches`` = M, causal
+encoder): each step a block ``[i, i+M)`` of context patches is predicted by the predictor
+from the context tokens before it, against the block's own tokens (stop-gradient); the
+MSE is added to ``pred`` (I-JEPA's masking, over time).
+
 Multi-scale targets (``loss.target_scales`` = ``[s_1, …]``)::
 
     pred = (1/|S|) Σ_s MSE(mean(preds[:, :s]), mean(targets[:, :s]))
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -61,6 +67,9 @@ from marketjepa.model.encoder import PatchEncoder, pool_tokens
 from marketjepa.model.infonce import info_nce
 from marketjepa.model.predictor import Predictor
 from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
+
+# Separate random stream for the masked block's position (seed, step, MASK_STREAM).
+MASK_STREAM = 4099
 
 
 def combine_losses(pred: Tensor, sig: Tensor, lam: float, convention: str) -> Tensor:
@@ -167,6 +176,11 @@ class LeJEPA(nn.Module):
             mode = self.model_cfg.pooling
             pred = F.mse_loss(pool_tokens(preds, mode).float(), pool_tokens(targets, mode).float())
 
+        if cfg.context_mask_patches:
+            mask = self.masked_block_loss(tokens, step, seed)
+            pred = pred + mask
+            out["pred_mask"] = mask.detach()
+
         directions = sample_directions(self.d_model, cfg.num_slices, seed, step, pooled.device)
         flat_tokens = tokens.reshape(-1, tokens.shape[-1])
 
@@ -203,6 +217,26 @@ class LeJEPA(nn.Module):
             z_probe=pooled.detach(),
         )
         return out
+
+    def mask_start(self, step: int, seed: int) -> int:
+        """First patch of the masked block at ``step``: uniform on ``1 … C−M`` from
+        ``(seed, step)``, so it is reproducible and the same on every DDP rank."""
+        c, m = self.spec.context_patches, self.loss_cfg.context_mask_patches
+        return int(np.random.default_rng([seed, step, MASK_STREAM]).integers(1, c - m + 1))
+
+    def masked_block_loss(self, tokens: Tensor, step: int, seed: int) -> Tensor:
+        """MSE of predicting context tokens ``[i, i+M)`` from tokens ``[0, i)``.
+
+        With causal attention the tokens before ``i`` never saw the block; the block's own
+        tokens (stop-gradient) are the targets, as the full-sequence target path's are.
+        """
+        m = self.loss_cfg.context_mask_patches
+        i = self.mask_start(step, seed)
+        dev = tokens.device
+        known = torch.arange(i, device=dev)
+        queries = torch.arange(i, i + m, device=dev)
+        preds = self.predictor.predict_at(tokens[:, :i], known, queries)
+        return F.mse_loss(preds.float(), tokens[:, i : i + m].detach().float())
 
     @torch.no_grad()
     def update_ema(self, momentum: float | None = None) -> None:

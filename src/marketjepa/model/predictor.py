@@ -54,13 +54,24 @@ class Predictor(nn.Module):
         expect = 1 if self.pooled_input else self.spec.context_patches
         if c != expect:
             raise ValueError(f"predictor expects {expect} context tokens, got {c}")
-        t = self.spec.target_patches
-        h = torch.cat([self.in_proj(context_tokens), self.query.expand(b, t, -1)], dim=1)
+        return self._run(context_tokens, self.positions)
+
+    def predict_at(self, tokens: Tensor, known: Tensor, queries: Tensor) -> Tensor:
+        """Embeddings at positions ``queries [m]`` from ``tokens [B, n, d]`` at positions
+        ``known [n]`` (block-masked targets inside the context, ``loss.context_mask_patches``)."""
+        if tokens.shape[1] != known.numel():
+            raise ValueError(f"{tokens.shape[1]} tokens for {known.numel()} positions")
+        return self._run(tokens, torch.cat([known, queries]).to(self.positions.device))
+
+    def _run(self, tokens: Tensor, positions: Tensor) -> Tensor:
+        b, n, _ = tokens.shape
+        m = positions.numel() - n
+        h = torch.cat([self.in_proj(tokens), self.query.expand(b, m, -1)], dim=1)
         rope = None
         if self.pos is not None:
-            h = h + self.pos[self.positions]
+            h = h + self.pos[positions]
         else:
-            rope = self.rotary(self.positions)
+            rope = self.rotary(positions)
         for block in self.blocks:
             h = block(h, rope)
-        return self.out_proj(self.ln_f(h[:, c:]))
+        return self.out_proj(self.ln_f(h[:, n:]))
