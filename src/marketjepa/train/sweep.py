@@ -50,6 +50,8 @@ SEARCH_SPACE: dict[str, tuple[str, list[Any]]] = {
     "model.pooling": ("cat", ["last", "mean"]),
     "model.revin": ("cat", [False, True]),
     "loss.aux_infonce": ("cat", [0.0, 0.1, 0.5]),
+    # needs model.causal: a trial pairing it with bidirectional attention is pruned
+    "loss.context_mask_patches": ("cat", [0, 4, 8]),
 }
 
 
