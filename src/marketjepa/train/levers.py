@@ -268,13 +268,16 @@ def run_levers_experiment(
         if base.data.source == "synthetic":
             ensure_synthetic(base)
         data = PreparedData.load(ensure_prepared(base))
+        # A null market has a regime path but no evidence of it: the Bayes filter is at
+        # chance, so a "share of the filter's lift" is 0/0 noise and is not reported.
+        truth = data.truth if base.synth.signal > 0 else None
         res = compare_on_market(
             base,
             data.features,
             data.split,
             data.label,
             data.session,
-            data.truth,
+            truth,
             out_dir / market.replace(" ", "_"),
         )
         results.append({"market": market, "changes": mchanges, **res})

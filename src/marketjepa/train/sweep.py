@@ -69,6 +69,8 @@ def sample_levers(
     ``target_patches`` is the span when the space does not sample it)."""
     raw: dict[str, Any] = {}
     for name, (kind, values) in (space or SEARCH_SPACE).items():
+        if name == "loss.context_mask_patches" and not raw.get("model.causal", True):
+            continue  # conditional: block masking needs causal attention
         if kind == "cat":
             raw[name] = trial.suggest_categorical(name, values)
         else:
@@ -156,7 +158,7 @@ def sweep_arrays(
         try:
             tcfg = with_overrides(cfg, changes | budget, f"sweep trial {trial.number}")
         except Exception as exc:  # an impossible combination (e.g. window too long)
-            trial.set_user_attr("error", str(exc).splitlines()[-1])
+            trial.set_user_attr("error", str(exc).splitlines()[-1].split(" (got ")[0])
             raise optuna.TrialPruned() from None
         t0 = time.time()
         run = out_dir / "trials" / f"{trial.number:04d}"
