@@ -349,15 +349,34 @@ def experiment(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/experiments"),
+    seeds: Annotated[
+        str, typer.Option(help="levers: comma-separated synthetic market seeds ('' for none).")
+    ] = "0,1",
+    null: Annotated[
+        bool, typer.Option("--null/--no-null", help="levers: also the null market.")
+    ] = True,
 ) -> None:
     """Rerunnable experiments. 'collapse' trains seed-like settings (λ=0.1, EMA 0.996, no gap)
-    against the recommended ones on the same data and tabulates variance, RankMe and SIGReg."""
-    if name != "collapse":
-        raise MarketJepaError(f"unknown experiment {name!r}; available: collapse")
+    against the recommended ones on the same data and tabulates variance, RankMe and SIGReg.
+    'levers' pretrains this configuration and the pre-issue-12 one on two synthetic seeds
+    and the null market and compares latent share and direction lift with paired CIs."""
+    if name not in ("collapse", "levers"):
+        raise MarketJepaError(f"unknown experiment {name!r}; available: collapse, levers")
     from marketjepa.pipeline import ensure_prepared, ensure_synthetic
     from marketjepa.train.experiment import run_collapse_experiment
 
     cfg = _config(preset, config, set_)
+    if name == "levers":
+        from marketjepa.train.levers import run_levers_experiment
+
+        try:
+            seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+        except ValueError:
+            raise ConfigError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+        if not seed_list and not null:
+            raise ConfigError("levers: nothing to run (no --seeds and --no-null)")
+        console.print(run_levers_experiment(cfg, out / "levers", seed_list, null_market=null))
+        return
     if cfg.data.source == "synthetic":
         ensure_synthetic(cfg)
     prep = ensure_prepared(cfg)
@@ -457,6 +476,36 @@ def replay(
             console.print(line, highlight=False, markup=False, soft_wrap=True)
     if not out["parity"]["ok"]:
         raise typer.Exit(1)
+
+
+@app.command()
+@_guard
+def sweep(
+    preset: PresetOpt = "cpu",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: Annotated[Path, typer.Option(help="Sweep folder (SQLite study, trials).")] = Path(
+        "runs/sweep"
+    ),
+    trials: Annotated[int, typer.Option(help="Total finished trials to reach.")] = 30,
+    epochs: Annotated[int, typer.Option(help="Pretraining epochs per trial.")] = 2,
+    steps: Annotated[int, typer.Option(help="Steps per epoch per trial.")] = 60,
+) -> None:
+    """Optuna study over the pretraining levers, scored on validation days only.
+
+    Resumable (SQLite storage in the sweep folder); writes trials.csv, sweep.json and
+    best_config.yaml (with train.sweep_trials set for the deflated Sharpe ratio).
+    """
+    from marketjepa.pipeline import ensure_prepared, ensure_synthetic
+    from marketjepa.train.sweep import run_sweep
+
+    if trials < 1 or epochs < 1 or steps < 1:
+        raise ConfigError("--trials, --epochs and --steps must be >= 1")
+    cfg = _config(preset, config, set_)
+    if cfg.data.source == "synthetic":
+        ensure_synthetic(cfg)
+    prep = ensure_prepared(cfg)
+    run_sweep(cfg, prep, out, n_trials=trials, epochs=epochs, steps=steps, seed=cfg.train.seed)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -237,6 +237,12 @@ class ModelConfig(_Section):
     positions: Literal["learned", "rotary"] = "learned"
     pooling: Literal["last", "mean"] = "last"
     revin: bool = False
+    # Causal attention in the encoder: token i sees patches <= i only, so the last token
+    # is a filter of the whole window (issue #12).
+    causal: bool = False
+    # What the predictor sees: every context token, or only the pooled embedding (the
+    # tensor the probes read), so whatever predicts the targets must be in it (issue #12).
+    predictor_input: Literal["tokens", "pooled"] = "tokens"
     predictor_d_model: int = Field(128, ge=4)
     predictor_layers: int = Field(2, ge=1)
     predictor_heads: int = Field(4, ge=1)
@@ -271,11 +277,24 @@ class LossConfig(_Section):
     # Contrastive auxiliary (seed option 2): InfoNCE between predicted and actual targets.
     aux_infonce: float = Field(0.0, ge=0)
     infonce_temperature: float = Field(0.1, gt=0)
+    # Target path (issue #12): 'separate' encodes the target window on its own (positions
+    # 0…T−1); 'sequence' runs one pass over context+gap+target and takes the target
+    # positions' tokens, without gradient (or from the EMA copy), I-JEPA style.
+    target_path: Literal["separate", "sequence"] = "separate"
+    # Multi-scale pooled targets: for each s, predict the mean of the first s target
+    # tokens (empty = per-patch horizons or one pooled target, see multi_horizon).
+    target_scales: list[int] = Field(default_factory=list)
+    # Block-masked targets inside the context (I-JEPA masking over time): each step, a
+    # block of this many context patches is predicted from the tokens before it (their
+    # tokens, stop-gradient, are the targets); needs model.causal. 0 = off.
+    context_mask_patches: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:
         if self.convention == "lejepa" and self.lambda_sigreg > 1:
             raise ValueError("loss.lambda_sigreg must be <= 1 with loss.convention=lejepa")
+        if any(s < 1 for s in self.target_scales):
+            raise ValueError(f"loss.target_scales must be >= 1, got {self.target_scales}")
         return self
 
 
@@ -302,6 +321,9 @@ class TrainConfig(_Section):
     max_steps_per_epoch: int = Field(0, ge=0)
     # Cap validation windows scored per epoch (0 = all).
     max_val_windows: int = Field(4096, ge=0)
+    # Pretraining configurations tried on validation days before choosing this one (set by
+    # `marketjepa sweep`); multiplies the LeJEPA policies' trial count in the DSR.
+    sweep_trials: int = Field(0, ge=0)
     watchdog: WatchdogConfig = WatchdogConfig()
 
 
@@ -377,6 +399,21 @@ class Config(_Section):
     eval: EvalConfig = EvalConfig()
     policy: PolicyConfig = PolicyConfig()
     backtest: BacktestConfig = BacktestConfig()
+
+    @model_validator(mode="after")
+    def _target_scales_fit(self) -> Config:
+        m, c = self.loss.context_mask_patches, self.windows.context_patches
+        if m and (not self.model.causal or m >= c):
+            raise ValueError(
+                f"loss.context_mask_patches={m} needs model.causal=true and fewer than "
+                f"windows.context_patches={c} patches"
+            )
+        t = self.windows.target_patches
+        if any(s > t for s in self.loss.target_scales):
+            raise ValueError(
+                f"loss.target_scales {self.loss.target_scales} exceed windows.target_patches={t}"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -149,3 +149,13 @@ def test_bad_anchors_and_head_probabilities():
     y = np.where(X[:, 0] > 1, 1, 0)  # two classes present, PUT absent
     p = ClassifierHead("logistic").fit(X, y).predict_proba(X)
     assert p.shape == (200, 3) and np.allclose(p.sum(1), 1) and np.all(p[:, 2] == 0)
+
+
+def test_sweep_trials_multiply_the_lejepa_policies_trial_count():
+    # configurations tried by `marketjepa sweep` are trials behind the LeJEPA policy (DSR)
+    m, lab, fwd, rv = _world()
+    reps = {"random_init": _rep(m, fwd, False, 1), "lejepa": _rep(m, fwd, True, 2)}
+    cfg = load_config("tiny", overrides=["train.sweep_trials=30"])
+    out, _ = fit_policies(cfg, OptionPricer(m, "surface"), lab, fwd, rv, reps)
+    assert out["representations"]["lejepa"]["n_trials"] == 48 * 30
+    assert out["representations"]["random_init"]["n_trials"] == 48

@@ -127,6 +127,7 @@ class WindowDataset:
         # context / target, so a batch is one index_select of whole blocks.
         self._ctx_view = self._blocks(0, spec.context_len)
         self._tgt_view = self._blocks(spec.context_len + spec.gap_len, spec.target_len)
+        self._gap_view = self._blocks(spec.context_len, spec.gap_len)
 
     def _blocks(self, offset: int, length: int) -> torch.Tensor:
         n, f = self.x.shape
@@ -168,6 +169,13 @@ class WindowDataset:
         """``[B, T·P, F]`` target bars of each window (after the gap); ``out`` as in
         :meth:`context`."""
         return self._gather(starts, self._tgt_view, out)
+
+    def gap(
+        self, starts: np.ndarray | torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[B, G·P, F]`` gap bars between context and target (the full-sequence target
+        path encodes them); ``out`` as in :meth:`context`."""
+        return self._gather(starts, self._gap_view, out)
 
     def batch(self, starts: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.context(starts), self.target(starts)

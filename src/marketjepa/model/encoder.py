@@ -5,8 +5,12 @@ transformer blocks (Xiong et al., 2020: ``x + Attn(LN(x))``, ``x + MLP(LN(x))``,
 MLP) → final LayerNorm → tokens ``[B, n, d]``. A window's embedding pools the tokens:
 the last token (the patch ending at the anchor bar) or their mean.
 
-Attention is bidirectional within a window: the whole context is past data as of its
-anchor, so no token sees anything after the anchor.
+Attention is bidirectional within a window by default: the whole context is past data
+as of its anchor, so no token sees anything after the anchor. With ``model.causal`` token
+``i`` attends to patches ``≤ i`` only, so every token (the last one in particular) is a
+filter of the window up to its own patch, and a pass over context+gap+target gives the
+context tokens exactly as a pass over the context alone would (the full-sequence target
+path relies on this, issue #12).
 
 Rotary positions (Su et al., 2021, RoFormer) rotate query/key pairs by ``pos·θ_i``,
 ``θ_i = 10000^{−2i/h}``; they take arbitrary integer position ids, which the predictor
@@ -50,9 +54,10 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+    def __init__(self, d_model: int, n_heads: int, dropout: float, causal: bool = False) -> None:
         super().__init__()
         self.n_heads = n_heads
+        self.causal = causal
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.dropout = dropout
@@ -64,7 +69,7 @@ class SelfAttention(nn.Module):
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
         )
         return self.out(y.transpose(1, 2).reshape(b, length, d))
 
@@ -72,10 +77,12 @@ class SelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-LN transformer block."""
 
-    def __init__(self, d_model: int, n_heads: int, ff_dim: int, dropout: float) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, ff_dim: int, dropout: float, causal: bool = False
+    ) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, n_heads, dropout)
+        self.attn = SelfAttention(d_model, n_heads, dropout, causal)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, ff_dim), nn.GELU(), nn.Linear(ff_dim, d_model))
         self.drop = nn.Dropout(dropout)
@@ -125,7 +132,8 @@ class PatchEncoder(nn.Module):
             self.rotary = Rotary(cfg.d_model // cfg.n_heads)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
-            Block(cfg.d_model, cfg.n_heads, cfg.ff_dim, cfg.dropout) for _ in range(cfg.n_layers)
+            Block(cfg.d_model, cfg.n_heads, cfg.ff_dim, cfg.dropout, cfg.causal)
+            for _ in range(cfg.n_layers)
         )
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self._init_weights()

@@ -5,7 +5,8 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
 
     tokens  = f_θ(x_c)                  [B, C, d]     z = pool(tokens)   [B, d]
     targets = f_ξ(x_t)                  [B, T, d]     ξ = θ (LeJEPA) or EMA of θ
-    preds   = g_ψ(tokens)               [B, T, d]     one query per target patch
+    preds   = g_ψ(tokens | z)           [B, T, d]     one query per target patch
+                                                      (z alone: ``predictor_input=pooled``)
     pred    = (1/T) Σ_h MSE(preds_h, targets_h)        multi-horizon (each patch a horizon)
             | MSE(pool(preds), pool(targets))          otherwise (pooled target embedding)
     sigreg  = SIGReg(z) | SIGReg(tokens as [B·C, d]) | their mean       (``sigreg_on``)
@@ -18,8 +19,30 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
 Without EMA (the LeJEPA default) the target path is the encoder itself, with gradients
 and no stop-gradient: SIGReg alone prevents collapse. With EMA (the seed: 0.996) the
 target encoder is a frozen copy updated by :meth:`LeJEPA.update_ema` as
-``ξ ← m·ξ + (1 − m)·θ``. Targets are encoded as windows of their own (positions
-``0 … T−1``), i.e. the target embedding is what the encoder says about the future window.
+``ξ ← m·ξ + (1 − m)·θ``.
+
+Target path (``loss.target_path``, issue #12):
+
+* ``separate`` — targets are encoded as windows of their own (positions ``0 … T−1``):
+  what the encoder says about the future window alone.
+* ``sequence`` — one pass of the target encoder over context ‖ gap ‖ target (positions
+  ``0 … C+G+T−1``); the targets are the tokens at the target positions, which (with
+  ``model.causal``) have seen everything before them, as in I-JEPA / V-JEPA. Without EMA
+  the pass runs under ``no_grad`` (stop-gradient); with EMA it is the EMA copy. A slow
+  state accumulated over the context is thus part of the target, so predicting it
+  rewards encoding it.
+
+Block-masked targets inside the context (``loss.context_mask_patches`` = M, causal
+encoder): each step a block ``[i, i+M)`` of context patches is predicted by the predictor
+from the context tokens before it, against the block's own tokens (stop-gradient); the
+MSE is added to ``pred`` (I-JEPA's masking, over time).
+
+Multi-scale targets (``loss.target_scales`` = ``[s_1, …]``)::
+
+    pred = (1/|S|) Σ_s MSE(mean(preds[:, :s]), mean(targets[:, :s]))
+
+i.e. the predictor must match summaries of the future over several spans (s patches);
+long spans average away per-bar noise and keep the slow state.
 
 The auxiliary reconstruction predicts the raw features of the first target patch (the
 next patch after the context when G = 0) from the last context token with a linear head.
@@ -33,6 +56,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,6 +67,9 @@ from marketjepa.model.encoder import PatchEncoder, pool_tokens
 from marketjepa.model.infonce import info_nce
 from marketjepa.model.predictor import Predictor
 from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
+
+# Separate random stream for the masked block's position (seed, step, MASK_STREAM).
+MASK_STREAM = 4099
 
 
 def combine_losses(pred: Tensor, sig: Tensor, lam: float, convention: str) -> Tensor:
@@ -67,8 +94,12 @@ class LeJEPA(nn.Module):
         self.spec = spec
         self.model_cfg = model_cfg
         self.loss_cfg = loss_cfg
-        # The same encoder embeds T-patch targets when there is no EMA copy.
-        n_patches = max(spec.context_patches, spec.target_patches)
+        # The same encoder embeds T-patch targets (or the whole sequence) without EMA.
+        self.sequence_targets = loss_cfg.target_path == "sequence"
+        if self.sequence_targets:
+            n_patches = spec.context_patches + spec.gap_patches + spec.target_patches
+        else:
+            n_patches = max(spec.context_patches, spec.target_patches)
         self.encoder = PatchEncoder(n_features, spec, model_cfg, n_patches=n_patches)
         self.predictor = Predictor(spec, model_cfg)
         self.target_encoder: PatchEncoder | None = None
@@ -88,12 +119,29 @@ class LeJEPA(nn.Module):
         tokens = self.encoder(context)
         return self.encoder.pool(tokens), tokens
 
-    def encode_target(self, target: Tensor) -> Tensor:
-        """Target-patch embeddings ``[B, T, d]`` (EMA copy without grad, else the encoder)."""
-        if self.target_encoder is None:
-            return self.encoder(target)
+    def encode_target(
+        self, target: Tensor, context: Tensor | None = None, gap: Tensor | None = None
+    ) -> Tensor:
+        """Target-patch embeddings ``[B, T, d]``.
+
+        ``separate``: the target window alone (EMA copy without grad, else the encoder with
+        grad). ``sequence``: the target positions of one pass over context ‖ gap ‖ target,
+        always without gradient (EMA copy, else the encoder itself).
+        """
+        if not self.sequence_targets:
+            if self.target_encoder is None:
+                return self.encoder(target)
+            with torch.no_grad():
+                return self.target_encoder(target)
+        if context is None:
+            raise ValueError("the sequence target path needs the context window")
+        if self.spec.gap_patches and (gap is None or gap.shape[1] != self.spec.gap_len):
+            raise ValueError(f"the sequence target path needs the {self.spec.gap_len}-bar gap")
+        parts = [context, gap, target] if self.spec.gap_patches else [context, target]
+        enc = self.target_encoder if self.target_encoder is not None else self.encoder
         with torch.no_grad():
-            return self.target_encoder(target)
+            tokens = enc(torch.cat(parts, dim=1))
+        return tokens[:, -self.spec.target_patches :].detach()
 
     def forward(
         self,
@@ -102,20 +150,36 @@ class LeJEPA(nn.Module):
         step: int,
         seed: int = 0,
         reduce_fn: ReduceFn | None = None,
+        gap: Tensor | None = None,
     ) -> dict[str, Tensor]:
         cfg = self.loss_cfg
         pooled, tokens = self.embed(context)
-        targets = self.encode_target(target)
-        preds = self.predictor(tokens)
+        targets = self.encode_target(target, context, gap)
+        pred_in = pooled[:, None] if self.predictor.pooled_input else tokens
+        preds = self.predictor(pred_in)
         out: dict[str, Tensor] = {}
 
-        if cfg.multi_horizon:
+        if cfg.target_scales:
+            per_scale = torch.stack(
+                [
+                    F.mse_loss(preds[:, :s].float().mean(1), targets[:, :s].float().mean(1))
+                    for s in cfg.target_scales
+                ]
+            )
+            pred = per_scale.mean()
+            out["pred_per_scale"] = per_scale.detach()
+        elif cfg.multi_horizon:
             per_horizon = (preds.float() - targets.float()).square().mean(dim=(0, 2))
             pred = per_horizon.mean()
             out["pred_per_horizon"] = per_horizon.detach()
         else:
             mode = self.model_cfg.pooling
             pred = F.mse_loss(pool_tokens(preds, mode).float(), pool_tokens(targets, mode).float())
+
+        if cfg.context_mask_patches:
+            mask = self.masked_block_loss(tokens, step, seed)
+            pred = pred + mask
+            out["pred_mask"] = mask.detach()
 
         directions = sample_directions(self.d_model, cfg.num_slices, seed, step, pooled.device)
         flat_tokens = tokens.reshape(-1, tokens.shape[-1])
@@ -153,6 +217,26 @@ class LeJEPA(nn.Module):
             z_probe=pooled.detach(),
         )
         return out
+
+    def mask_start(self, step: int, seed: int) -> int:
+        """First patch of the masked block at ``step``: uniform on ``1 … C−M`` from
+        ``(seed, step)``, so it is reproducible and the same on every DDP rank."""
+        c, m = self.spec.context_patches, self.loss_cfg.context_mask_patches
+        return int(np.random.default_rng([seed, step, MASK_STREAM]).integers(1, c - m + 1))
+
+    def masked_block_loss(self, tokens: Tensor, step: int, seed: int) -> Tensor:
+        """MSE of predicting context tokens ``[i, i+M)`` from tokens ``[0, i)``.
+
+        With causal attention the tokens before ``i`` never saw the block; the block's own
+        tokens (stop-gradient) are the targets, as the full-sequence target path's are.
+        """
+        m = self.loss_cfg.context_mask_patches
+        i = self.mask_start(step, seed)
+        dev = tokens.device
+        known = torch.arange(i, device=dev)
+        queries = torch.arange(i, i + m, device=dev)
+        preds = self.predictor.predict_at(tokens[:, :i], known, queries)
+        return F.mse_loss(preds.float(), tokens[:, i : i + m].detach().float())
 
     @torch.no_grad()
     def update_ema(self, momentum: float | None = None) -> None:

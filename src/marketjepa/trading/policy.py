@@ -287,6 +287,10 @@ def fit_policies(
                 )
         X = {s: np.asarray(rep[s], np.float64) for s in SPLITS}
         info, sig = _fit_one(cfg, pricer, book, label, fwd_ret, fwd_rv, X, anchors, rules, costs)
+        if name.startswith("lejepa") and cfg.train.sweep_trials > 1:
+            # Pretraining configurations tried by `marketjepa sweep` multiply the trials
+            # behind a LeJEPA policy (each was a chance to find a lucky encoder).
+            info["n_trials"] *= cfg.train.sweep_trials
         out["representations"][name] = info
         for s in ("val", "test"):
             if anchors[s].size:

@@ -97,7 +97,7 @@ BEST_CRITERION = (
 # Validation SIGReg uses fixed directions (step 0 of a separate seed stream).
 VAL_SEED_OFFSET = 7919
 # Config keys that may change between a run and its resume.
-RESUMABLE_CHANGES = {"device", "compile", "watchdog"}
+RESUMABLE_CHANGES = {"device", "compile", "watchdog", "sweep_trials"}
 
 EpochCallback = Callable[[int, dict[str, Any], nn.Module], None]
 
@@ -217,6 +217,7 @@ def train_step(
     reduce_fn: Callable[[torch.Tensor], torch.Tensor] | None,
     cfg: Config,
     device: torch.device,
+    gap: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Forward, backward and gradient clipping of one step (no update yet).
 
@@ -225,7 +226,7 @@ def train_step(
     both logs them and lets the caller refuse a non-finite update.
     """
     with autocast_ctx(device, cfg.train.bf16):
-        out = net(context, target, step=step, seed=cfg.train.seed, reduce_fn=reduce_fn)
+        out = net(context, target, step=step, seed=cfg.train.seed, reduce_fn=reduce_fn, gap=gap)
     optimizer.zero_grad(set_to_none=True)
     out["loss"].backward()
     clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else math.inf
@@ -260,8 +261,9 @@ def evaluate_validation(
     seed = cfg.train.seed + VAL_SEED_OFFSET
     for idx in np.array_split(np.arange(starts.size), n_chunks):
         ctx, tgt = data.batch(starts[idx])
+        gap = data.gap(starts[idx]) if _needs_gap(cfg) else None
         with autocast_ctx(device, cfg.train.bf16):
-            out = model(ctx, tgt, step=0, seed=seed)
+            out = model(ctx, tgt, step=0, seed=seed, gap=gap)
         vals = torch.stack([out["loss"], out["pred"], out["sigreg"]]).float().cpu().numpy()
         sums += vals * idx.size
         probe.append(out["z_probe"].float().cpu())
@@ -275,6 +277,11 @@ def evaluate_validation(
         torch.cat(probe).numpy(),
         torch.cat(sig).numpy(),
     )
+
+
+def _needs_gap(cfg: Config) -> bool:
+    """The full-sequence target path encodes the gap bars too."""
+    return cfg.loss.target_path == "sequence" and cfg.windows.gap_patches > 0
 
 
 def _diagnostics(z: np.ndarray, prefix: str, dead_share: float) -> dict[str, float]:
@@ -440,6 +447,9 @@ def _train(
     local_batch = global_batch // env.world_size
     ctx_buf = torch.empty(local_batch, spec.context_len, features.shape[1], device=device)
     tgt_buf = torch.empty(local_batch, spec.target_len, features.shape[1], device=device)
+    gap_buf = None
+    if _needs_gap(cfg):
+        gap_buf = torch.empty(local_batch, spec.gap_len, features.shape[1], device=device)
 
     val_tok = token_positions(val_starts.size, spec.context_patches, seed)
     regime, filt = _truth_at(truth, spec.anchor(val_starts))
@@ -470,7 +480,10 @@ def _train(
                     group["lr"] = lr
                 ctx = data.context(local, out=ctx_buf)
                 tgt = data.target(local, out=tgt_buf)
-                vals = train_step(net, model, optimizer, ctx, tgt, step, reduce_fn, cfg, device)
+                gap = data.gap(local, out=gap_buf) if gap_buf is not None else None
+                vals = train_step(
+                    net, model, optimizer, ctx, tgt, step, reduce_fn, cfg, device, gap=gap
+                )
                 for name, v in vals.items():
                     if not math.isfinite(v):
                         _diverged(paths, history, best, run_dir, env, epoch, step, name, v, t0)

@@ -1,0 +1,245 @@
+"""`marketjepa sweep`: an Optuna study over the pretraining levers (issue #12).
+
+Each trial samples one configuration from :data:`SEARCH_SPACE` (applied over the run's
+config), pretrains it at a reduced budget (``--epochs`` × ``--steps`` steps) and scores it
+with :func:`marketjepa.train.levers.validation_score`: a probe fitted on train days and
+scored on **validation days only** (latent-regime share where the synthetic truth exists,
+else direction lift). Test days are never read by a trial.
+
+Storage is SQLite in the sweep folder (``study.db``, study name ``levers``), so a killed
+sweep resumes where it stopped: ``--trials N`` is the total number of finished trials to
+reach, not the number to add. Every trial's sampled levers, scores and seconds are Optuna
+user attributes and are also written to ``trials.csv``; ``sweep.json`` holds the best
+trial, its full resolved config (``best_config.yaml``, with ``train.sweep_trials`` set to
+the number of finished trials so the DSR of the policy built on it counts them) and the
+trial count.
+
+Sampler: TPE (Bergstra et al. 2011) with a fixed seed; the first trials are random.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from marketjepa.artifacts import write_json
+from marketjepa.config import Config, save_config
+from marketjepa.console import stage_line
+from marketjepa.errors import MarketJepaError
+
+STUDY_NAME = "levers"
+
+# name → (kind, choices) ; every lever of issue #12 that is a config option.
+SEARCH_SPACE: dict[str, tuple[str, list[Any]]] = {
+    "model.causal": ("cat", [False, True]),
+    "loss.target_path": ("cat", ["separate", "sequence"]),
+    # target span in patches; multi-scale pools the first 1, T/4 and T target patches
+    "windows.target_patches": ("cat", [3, 6, 12, 24]),
+    "target_scales": ("cat", ["per_patch", "multi_scale"]),
+    "loss.sigreg_on": ("cat", ["pooled", "tokens", "both"]),
+    "loss.lambda_sigreg": ("log", [0.1, 10.0]),
+    "model.predictor_layers": ("cat", [1, 2, 3]),
+    "model.predictor_d_model": ("cat", [32, 64, 128]),
+    "windows.context_patches": ("cat", [12, 24, 36]),
+    "windows.patch_len": ("cat", [5, 10]),
+    "model.pooling": ("cat", ["last", "mean"]),
+    "model.revin": ("cat", [False, True]),
+    "loss.aux_infonce": ("cat", [0.0, 0.1, 0.5]),
+    # needs model.causal: a trial pairing it with bidirectional attention is pruned
+    "loss.context_mask_patches": ("cat", [0, 4, 8]),
+}
+
+
+def scales_for(kind: str, target_patches: int) -> list[int]:
+    """``per_patch`` → ``[]`` (every target patch a horizon); ``multi_scale`` → 1, T/4, T."""
+    if kind == "per_patch":
+        return []
+    return sorted({1, max(1, target_patches // 4), target_patches})
+
+
+def sample_levers(
+    trial: Any, space: dict[str, tuple[str, list[Any]]] | None = None, target_patches: int = 3
+) -> dict[str, Any]:
+    """Dotted config changes for one Optuna trial (``space`` defaults to SEARCH_SPACE;
+    ``target_patches`` is the span when the space does not sample it)."""
+    raw: dict[str, Any] = {}
+    for name, (kind, values) in (space or SEARCH_SPACE).items():
+        if name == "loss.context_mask_patches" and not raw.get("model.causal", True):
+            continue  # conditional: block masking needs causal attention
+        if kind == "cat":
+            raw[name] = trial.suggest_categorical(name, values)
+        else:
+            raw[name] = trial.suggest_float(name, values[0], values[1], log=True)
+    changes = {k: v for k, v in raw.items() if k != "target_scales"}
+    if "target_scales" in raw:
+        t = raw.get("windows.target_patches", target_patches)
+        changes["loss.target_scales"] = scales_for(raw["target_scales"], t)
+    return changes
+
+
+def _storage(out_dir: Path):
+    import optuna
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(f"sqlite:///{(out_dir / 'study.db').resolve()}")
+
+
+def run_sweep(
+    cfg: Config,
+    prepared_dir: Path,
+    out_dir: Path,
+    n_trials: int = 30,
+    epochs: int = 2,
+    steps: int = 60,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run (or resume) the study until ``n_trials`` trials have finished; see module doc."""
+    from marketjepa.data.prepared import PreparedData
+
+    data = PreparedData.load(Path(prepared_dir))
+    return sweep_arrays(
+        cfg,
+        data.features,
+        data.split,
+        data.label,
+        data.truth,
+        out_dir,
+        n_trials,
+        epochs,
+        steps,
+        seed,
+    )
+
+
+def sweep_arrays(
+    cfg: Config,
+    features: np.ndarray,
+    split: np.ndarray,
+    label: np.ndarray,
+    truth: dict[str, np.ndarray] | None,
+    out_dir: Path,
+    n_trials: int = 30,
+    epochs: int = 2,
+    steps: int = 60,
+    seed: int = 0,
+    space: dict[str, tuple[str, list[Any]]] | None = None,
+) -> dict[str, Any]:
+    """:func:`run_sweep` on in-memory arrays (``label`` −1 = unlabelled row); ``space``
+    replaces :data:`SEARCH_SPACE` (e.g. a smaller one for tiny data)."""
+    import optuna
+
+    from marketjepa.train.levers import validation_score, with_overrides
+    from marketjepa.train.pretrain import train_lejepa
+
+    out_dir = Path(out_dir)
+    features = np.asarray(features, np.float32)
+    split, label = np.asarray(split), np.asarray(label)
+    budget = {
+        "train.epochs": epochs,
+        "train.max_steps_per_epoch": steps,
+        "train.watchdog.enabled": False,
+    }
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=STUDY_NAME,
+        storage=_storage(out_dir),
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10),
+        load_if_exists=True,
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        changes = sample_levers(trial, space, cfg.windows.target_patches)
+        try:
+            tcfg = with_overrides(cfg, changes | budget, f"sweep trial {trial.number}")
+        except Exception as exc:  # an impossible combination (e.g. window too long)
+            trial.set_user_attr("error", str(exc).splitlines()[-1].split(" (got ")[0])
+            raise optuna.TrialPruned() from None
+        t0 = time.time()
+        run = out_dir / "trials" / f"{trial.number:04d}"
+        try:
+            train_lejepa(tcfg, features, split, run, truth=truth)
+        except MarketJepaError as exc:  # too few windows for this geometry, divergence
+            trial.set_user_attr("error", str(exc))
+            raise optuna.TrialPruned() from None
+        from marketjepa.train.checkpoint import load_model
+
+        model = load_model(run, which="best", device="cpu")
+        scores = validation_score(model.encoder, tcfg, features, split, label, truth)
+        trial.set_user_attr("changes", changes)
+        trial.set_user_attr("seconds", time.time() - t0)
+        for k, v in scores.items():
+            trial.set_user_attr(k, v)
+        stage_line(
+            "sweep",
+            f"trial {trial.number}: objective {scores['objective']:.3f} "
+            f"({time.time() - t0:.0f}s) {changes}",
+        )
+        return float(scores["objective"]) if math.isfinite(scores["objective"]) else -1.0
+
+    def finished() -> int:
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        return len(study.get_trials(deepcopy=False, states=states))
+
+    t0 = time.time()
+    while finished() < n_trials:
+        study.optimize(objective, n_trials=1)
+    return _write_summary(study, cfg, out_dir, budget, time.time() - t0)
+
+
+def _write_summary(study, cfg: Config, out_dir: Path, budget, seconds: float) -> dict[str, Any]:
+    import optuna
+
+    from marketjepa.train.levers import with_overrides
+
+    trials = study.get_trials(deepcopy=False)
+    rows = []
+    for t in trials:
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "objective": t.value,
+                **{k: t.user_attrs.get(k) for k in ("latent_share", "direction_lift", "seconds")},
+                "changes": t.user_attrs.get("changes"),
+                "error": t.user_attrs.get("error"),
+            }
+        )
+    with open(out_dir / "trials.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["number"])
+        w.writeheader()
+        w.writerows(rows)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    n_finished = sum(
+        t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        for t in trials
+    )
+    summary: dict[str, Any] = {
+        "study": STUDY_NAME,
+        "storage": "study.db",
+        "n_trials": n_finished,
+        "n_complete": len(complete),
+        "budget": budget,
+        "objective": "validation days only: latent share where truth exists, else direction lift",
+        "seconds_this_call": seconds,
+        "trials": rows,
+    }
+    if complete:
+        best = study.best_trial
+        changes = best.user_attrs["changes"]
+        bcfg = with_overrides(cfg, changes | {"train.sweep_trials": n_finished}, "sweep best")
+        save_config(bcfg, out_dir / "best_config.yaml")
+        summary["best"] = {"number": best.number, "value": best.value, "changes": changes}
+    write_json(out_dir / "sweep.json", summary)
+    best_line = (
+        f"best trial {summary['best']['number']}: {summary['best']['value']:.3f}"
+        if complete
+        else "no trial completed"
+    )
+    stage_line("sweep", f"{n_finished} trials in {out_dir} ({best_line}); {seconds:.0f}s")
+    return summary
