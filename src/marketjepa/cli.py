@@ -46,7 +46,7 @@ def _config(preset: str, config: Path | None, overrides: list[str] | None) -> Co
 
 def _fail(exc: Exception) -> None:
     code = getattr(exc, "exit_code", 2)
-    console.print(f"[bold red]error:[/] {exc}")
+    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(code)
 
 

@@ -215,16 +215,15 @@ def run_pipeline(
     redo = lambda stage: force or (from_stage is not None and STAGES.index(stage) >= start)  # noqa: E731
 
     t0 = time.perf_counter()
-    if cfg.data.source == "synthetic":
-        ensure_synthetic(cfg, force=redo("synth"))
-    prep = ensure_prepared(cfg, force=redo("prepare"))
     if stop <= STAGES.index("prepare"):
-        return prep
+        return _prepare_data(cfg, redo)
 
     if run_dir is None:
         run_dir = None if force else find_run(cfg)
         run_dir = run_dir or new_run_dir(cfg)
+    # Locked before the data stages: a second run in this directory stops at once.
     with run_dir_lock(run_dir):
+        prep = _prepare_data(cfg, redo)
         if not (run_dir / "config.yaml").exists() or force:
             init_run_dir(run_dir, cfg)
         record_inputs(run_dir, prep)
@@ -241,3 +240,9 @@ def run_pipeline(
             run_stage(cfg, prep, run_dir, stage, fn)
     console.print(f"[bold]done[/] in {time.perf_counter() - t0:.0f} s — {run_dir}")
     return run_dir
+
+
+def _prepare_data(cfg: Config, redo: Callable[[str], bool]) -> Path:
+    if cfg.data.source == "synthetic":
+        ensure_synthetic(cfg, force=redo("synth"))
+    return ensure_prepared(cfg, force=redo("prepare"))

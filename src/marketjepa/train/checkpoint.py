@@ -47,8 +47,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
             if "write" not in str(exc).lower():
                 raise
             raise StorageError(
-                f"cannot write {path}: the write failed — check free disk space and "
-                "permissions"
+                f"cannot write {path}: the write failed — check free disk space and permissions"
             ) from None
 
 
