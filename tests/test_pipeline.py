@@ -9,7 +9,7 @@ from marketjepa.config import load_config
 from marketjepa.pipeline import run_pipeline
 from marketjepa.train import pretrain as pretrain_module
 
-SMALL = ["train.epochs=3", "train.max_steps_per_epoch=4", "train.max_val_windows=128"]
+SMALL = ["synth.end=2022-03-31", "train.epochs=3", "train.max_steps_per_epoch=4", "train.max_val_windows=128"]
 
 
 def _cfg(root, runs: str):
