@@ -62,7 +62,7 @@ def _guard(fn):
         except OSError as exc:  # unwritable path or disk full: one line, not a traceback
             if not is_storage_error(exc):
                 raise
-            _fail(StorageError.from_os_error(exc))
+            _fail(StorageError.from_os_error(exc, verb="use"))  # read or write: unknown here
 
     return wrapper
 

@@ -66,7 +66,8 @@ class StorageError(MarketJepaError):
     exit_code = 2
 
     @classmethod
-    def from_os_error(cls, exc: OSError, path: object = None) -> StorageError:
+    def from_os_error(cls, exc: OSError, path: object = None, verb: str = "write") -> StorageError:
+        """``cannot <verb> <path>: <reason> — <hint>``; the error's own file name wins."""
         import errno
         import os
 
@@ -80,7 +81,7 @@ class StorageError(MarketJepaError):
             "EPERM": "fix its permissions or choose another location",
             "EROFS": "choose a writable location",
         }.get(name, "choose another location")
-        return cls(f"cannot write {where}: {reason} — {hint}")
+        return cls(f"cannot {verb} {where}: {reason} — {hint}")
 
 
 def is_storage_error(exc: BaseException) -> bool:
