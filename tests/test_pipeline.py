@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 
 from helpers.tiny import read_metrics
@@ -9,7 +14,12 @@ from marketjepa.config import load_config
 from marketjepa.pipeline import run_pipeline
 from marketjepa.train import pretrain as pretrain_module
 
-SMALL = ["synth.end=2022-03-31", "train.epochs=3", "train.max_steps_per_epoch=4", "train.max_val_windows=128"]
+SMALL = [
+    "synth.end=2022-03-31",
+    "train.epochs=3",
+    "train.max_steps_per_epoch=4",
+    "train.max_val_windows=128",
+]
 
 
 def _cfg(root, runs: str):
@@ -45,8 +55,22 @@ def test_run_resumes_an_interrupted_pretrain_with_identical_metrics(tmp_path, mo
     assert len(read_metrics(run_dir / "metrics.csv")) == 1
     assert not (run_dir / "pretrain.json").exists()
 
+    # What a SIGKILL mid-write leaves behind; the next start removes it.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=30)  # a writer PID that no longer runs
+    stale = [
+        run_dir / "checkpoints" / ".last.pt.q1w2.tmp",
+        tmp_path / "prepared" / f".x.tmp-{gone.pid}-2",
+    ]
+    stale[1].mkdir()
+    stale[0].write_text("partial")
+    old = time.time() - 3600
+    for path in stale:
+        os.utime(path, (old, old))
+
     capsys.readouterr()
     assert run_pipeline(cfg, until="pretrain") == run_dir
+    assert not any(path.exists() for path in stale)
     assert f"resuming {run_dir} after epoch 1" in capsys.readouterr().out
     resumed = read_metrics(run_dir / "metrics.csv")
 

@@ -30,8 +30,8 @@ from marketjepa.artifacts import (
 from marketjepa.config import Config, read_config
 from marketjepa.console import console, stage_line
 from marketjepa.errors import MarketJepaError
-from marketjepa.paths import prepared_hash, synthetic_dir
-from marketjepa.rundir_lock import run_dir_lock
+from marketjepa.paths import prepared_dir, prepared_hash, synthetic_dir
+from marketjepa.rundir_lock import clean_data_temps, run_dir_lock
 
 STAGES = ["synth", "prepare", "pretrain", "diagnose", "probe", "policy", "backtest", "report"]
 RUN_STAGES = STAGES[2:]
@@ -243,6 +243,9 @@ def run_pipeline(
 
 
 def _prepare_data(cfg: Config, redo: Callable[[str], bool]) -> Path:
+    # Leftovers of killed runs go at start, also when the cached data is reused.
+    clean_data_temps(prepared_dir(cfg).parent)
     if cfg.data.source == "synthetic":
+        clean_data_temps(synthetic_dir(cfg).parent)
         ensure_synthetic(cfg, force=redo("synth"))
     return ensure_prepared(cfg, force=redo("prepare"))
