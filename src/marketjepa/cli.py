@@ -97,7 +97,7 @@ def prepare(
     set_: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Ingest raw bars, filter to the NYSE session, build causal features, labels, splits.
+    """Ingest raw bars, keep the data.calendar session, build causal features, labels, splits.
 
     Output is cached under data/prepared/<config hash>/ and reused unless --force.
     """
@@ -114,7 +114,8 @@ def inspect_data(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Print a sanity-check summary of the raw input data (days, bars, gaps, prices, IV)."""
+    """Summarize the raw input data (days, bars, gaps, partial sessions, prices, IV) and say
+    whether it fits the preset: days, rows and windows per split, suggested overrides."""
     from marketjepa.data.inspect import inspect_raw
 
     cfg = _config(preset, config, set_)

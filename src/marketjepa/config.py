@@ -15,9 +15,17 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PRESETS = ("tiny", "cpu", "seed", "gpu")
 
@@ -88,7 +96,8 @@ class ColumnMapping(_Section):
     timestamp: str = "window_start"
     # 'ns', 'us', 'ms', 's' for integer epochs; 'datetime' for parsed timestamps/strings.
     timestamp_unit: Literal["ns", "us", "ms", "s", "datetime"] = "ns"
-    # Timezone of naive timestamps (epochs are always UTC).
+    # IANA timezone of naive timestamps (epochs are always UTC; values carrying an offset
+    # are converted from that offset and this setting does not apply to them).
     timezone: str = "America/New_York"
     ticker: str | None = "ticker"
     open: str = "open"
@@ -97,6 +106,36 @@ class ColumnMapping(_Section):
     close: str = "close"
     volume: str = "volume"
     transactions: str | None = "transactions"
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, v: str) -> str:
+        if not valid_timezone(v):
+            raise ValueError(
+                f"unknown IANA timezone {v!r}; use a name like America/New_York, "
+                "America/Chicago, Europe/London or UTC"
+            )
+        return v
+
+
+def valid_timezone(name: str) -> bool:
+    """Whether ``name`` is an IANA zone the system tz database knows."""
+    if not name or name != name.strip() or name.startswith(("/", ".")):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def valid_calendar(name: str) -> bool:
+    """Whether ``name`` is an exchange_calendars code (XNYS, CMES, XLON, ... or an alias)."""
+    if name == "XNYS":
+        return True
+    import exchange_calendars as xcals  # lazy: a second of import time
+
+    return name in xcals.get_calendar_names(include_aliases=True)
 
 
 class DataConfig(_Section):
@@ -113,7 +152,17 @@ class DataConfig(_Section):
     option_summary_file: str | None = None
     format: Literal["polygon", "table"] = "polygon"
     columns: ColumnMapping = ColumnMapping()
+    # Any exchange_calendars code: XNYS (NYSE), XNAS, CMES (CME futures; a session opens
+    # the evening before its date), XLON, ... Session opens/closes and lengths come from it.
     calendar: str = "XNYS"
+    # Keep only sessions dated within [start, end] (inclusive; None = no bound).
+    start: date | None = None
+    end: date | None = None
+    # A session whose bars do not cover the calendar session (a missing run longer than
+    # max_fill_gap_minutes, e.g. a file starting at 12:00): drop it (counted and reported)
+    # or keep it with its missing minutes filled flat and flagged (never labelled, never a
+    # target, never an entry).
+    partial_sessions: Literal["drop", "keep"] = "drop"
     prepared_dir: str = "data/prepared"
     risk_free_rate: float = 0.04
     dividend_yield: float = 0.013
@@ -122,6 +171,22 @@ class DataConfig(_Section):
     # Isolated missing regular-session minutes up to this run length are filled with a
     # flat zero-volume bar at the previous close; longer gaps are an error.
     max_fill_gap_minutes: int = Field(5, ge=0)
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, v: str) -> str:
+        if not valid_calendar(v):
+            raise ValueError(
+                f"unknown exchange calendar {v!r}; use an exchange_calendars code such as "
+                "XNYS (NYSE), XNAS, CMES (CME futures) or XLON"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _date_range(self) -> DataConfig:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"data.end {self.end} is before data.start {self.start}")
+        return self
 
 
 class FeatureConfig(_Section):
@@ -332,8 +397,13 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{key}'")
+        elif e["type"] == "value_error":  # our validators: the message already says it all
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {key}: {msg}")
         else:
             lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+    if len(lines) == 2:  # one problem: one line
+        return f"{lines[0]} {lines[1].strip()}"
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
@@ -199,6 +200,25 @@ def _stage_functions() -> dict[str, Callable[[Config, Path, Path], object]]:
     }
 
 
+def require_fit_prepared(cfg: Config, prep: Path) -> None:
+    """Stop before training (exit 2, with suggested overrides) when the prepared days hold
+    too few windows for the preset (:mod:`marketjepa.data.fit`)."""
+    import polars as pl
+
+    from marketjepa.data.fit import require_fit
+
+    path = prep / "dataset.parquet"
+    if not path.exists():
+        return
+    per = (
+        pl.scan_parquet(path)
+        .select("session", "session_minutes")
+        .unique("session", maintain_order=True)
+        .collect()
+    )
+    require_fit([int(m) for m in per["session_minutes"]], cfg)
+
+
 def run_pipeline(
     cfg: Config,
     run_dir: Path | None = None,
@@ -218,12 +238,16 @@ def run_pipeline(
     if stop <= STAGES.index("prepare"):
         return _prepare_data(cfg, redo)
 
-    if run_dir is None:
-        run_dir = None if force else find_run(cfg)
-        run_dir = run_dir or new_run_dir(cfg)
-    # Locked before the data stages: a second run in this directory stops at once.
-    with run_dir_lock(run_dir):
+    with ExitStack() as locked:
+        if run_dir is None and not force:
+            run_dir = find_run(cfg)
+        if run_dir is not None:  # given or found: a second writer stops before the data stages
+            locked.enter_context(run_dir_lock(run_dir))
         prep = _prepare_data(cfg, redo)
+        require_fit_prepared(cfg, prep)
+        if run_dir is None:
+            run_dir = new_run_dir(cfg)
+            locked.enter_context(run_dir_lock(run_dir))
         if not (run_dir / "config.yaml").exists() or force:
             init_run_dir(run_dir, cfg)
         record_inputs(run_dir, prep)

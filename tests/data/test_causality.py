@@ -167,7 +167,7 @@ def test_normalization_and_k_identical_without_val_and_test_days():
     alone = Normalizer.fit(raw, list(ALL_FEATURES), np.ones(n_train, bool))
     np.testing.assert_array_equal(alone.center, full.normalizer.center)
     np.testing.assert_array_equal(alone.scale, full.normalizer.scale)
-    lab = make_labels(x.close, x.r1, x.day, x.minute, cfg.labels)
+    lab = make_labels(x.close, x.r1, x.day, x.minute, cfg.labels, filled=tb["filled"].to_numpy())
     assert lab.k == full.manifest["label_k"]
     # the train rows' normalized features are the same too
     f_cols = [f"f_{n}" for n in ALL_FEATURES]

@@ -86,7 +86,7 @@ def test_inspect_synthetic_layout_with_options(tmp_path):
     write(stock_day(d2), root / "stocks" / f"{d2}.csv.gz")
     write(option_day(d1), root / "options" / f"{d1}.csv.gz")
     out = render(cfg)
-    assert "2 NYSE sessions 2024-03-11 → 2024-03-12" in out
+    assert "2 XNYS sessions 2024-03-11 → 2024-03-12" in out
     assert "788 raw → regular 778 / pre 6 / post 4" in out
     assert f"{100 * 778 / 780:.2f}% of 780 minutes" in out
     assert "1 runs, 2 minutes; longest 2 min at 2024-03-11 11:10 ET" in out
@@ -104,7 +104,7 @@ def test_inspect_reports_missing_days_and_long_gaps_instead_of_failing(tmp_path)
         {"data": {"source": "files", "stock_files": str(tmp_path / "stocks" / "*.gz")}}
     )
     out = render(cfg)
-    assert "3 NYSE sessions" in out and "2 with regular-session bars" in out
+    assert "3 XNYS sessions" in out and "2 with regular-session bars" in out
     assert "days without bars │ 1: 2024-03-12" in out
     assert "longest 30 min" in out and "1 too long" in out
     assert "options           │ none configured" in out

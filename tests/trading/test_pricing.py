@@ -3,6 +3,7 @@ import polars as pl
 import pytest
 
 from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
+from marketjepa.data.calendar import roll_to_session
 from marketjepa.errors import DataValidationError
 from marketjepa.trading.backtest import Rules, run_strategy
 from marketjepa.trading.costs import CostModel
@@ -15,7 +16,6 @@ from marketjepa.trading.pricing import (
     OptionPricer,
     random_market,
     trailing_vol_1min,
-    weekend_roll,
 )
 
 
@@ -162,9 +162,28 @@ def test_iv_proxy_from_trailing_rv_when_no_options():
     )
 
 
+def test_expiry_rolls_over_exchange_holidays():
+    # 2024-03-29 is Good Friday (NYSE closed): a Thursday 1DTE rolls to Monday 2024-04-01;
+    # 2024-11-28 is Thanksgiving: the Wednesday 1DTE rolls to Friday 2024-11-29.
+    good_friday, easter_monday = _epoch_day("2024-03-29"), _epoch_day("2024-04-01")
+    thanksgiving = _epoch_day("2024-11-28")
+    rolled = roll_to_session(np.array([good_friday, good_friday + 1, thanksgiving]))
+    assert rolled.tolist() == [easter_monday, easter_monday, thanksgiving + 1]
+    # a calendar with a different holiday set keeps its own sessions (LSE trades 2024-11-28)
+    assert roll_to_session(np.array([thanksgiving]), "XLON").tolist() == [thanksgiving]
+    # a pricer given the calendar prices the Thursday-before-Good-Friday 1DTE to Monday
+    m = random_market(1, 0, session_minutes=30, start_day=_epoch_day("2024-03-28"))
+    pr = OptionPricer(m, "surface", calendar="XNYS")
+    assert pr.expiry_day(np.array([5]), 1)[0] == easter_monday
+
+
+def _epoch_day(iso: str) -> int:
+    return int(np.datetime64(iso, "D").astype(np.int64))
+
+
 def test_expiry_calendar_and_time_to_expiry():
     # 2024-01-05 is a Friday (epoch day 19727): 1DTE rolls to Monday, 7DTE is next Friday
-    assert weekend_roll(np.array([19728, 19729, 19730])).tolist() == [19730, 19730, 19730]
+    assert roll_to_session(np.array([19728, 19729, 19730])).tolist() == [19730, 19730, 19730]
     m = random_market(4, 0, session_minutes=30)  # Tue 2 Jan .. Fri 5 Jan 2024
     pr = OptionPricer(m, "surface")
     fri = np.array([3 * 30 + 5])

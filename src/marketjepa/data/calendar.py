@@ -1,7 +1,10 @@
-"""NYSE trading calendar (holidays, 13:00 early closes, DST) from exchange_calendars.
+"""Exchange trading calendars (holidays, early closes, DST) from exchange_calendars.
 
-A 1-minute bar belongs to the regular session when its start ``window_start`` lies in
-``[open, close)``; a full session has 390 bars, a half day 210.
+``data.calendar`` is any exchange_calendars code: XNYS (the default), XNAS, CMES (CME
+futures: 23-hour sessions that open the evening before), XLON, ... A 1-minute bar belongs
+to the regular session when its start ``window_start`` lies in ``[open, close)``. Session
+lengths always come from the calendar (an XNYS full day has 390 bars, a half day 210; a
+CMES session 1380); nothing downstream assumes a fixed length.
 """
 
 from __future__ import annotations
@@ -17,7 +20,25 @@ import polars as pl
 from marketjepa.errors import MarketJepaError
 
 NS_PER_MINUTE = 60_000_000_000
-EXCHANGE_TZ = "America/New_York"
+EXCHANGE_TZ = "America/New_York"  # US option expiries and ET messages
+
+
+def calendar_tz(name: str) -> str:
+    """IANA timezone of the calendar's exchange (local dates of bars are taken there)."""
+    tz = _calendar(name).tz
+    return str(getattr(tz, "key", tz))
+
+
+@lru_cache(maxsize=8)
+def full_session_minutes(name: str) -> int:
+    """The calendar's usual (modal) session length in minutes: 390 for XNYS.
+
+    A property of the calendar, not of the data, so features may use it without seeing
+    the future."""
+    sched = _calendar(name).schedule
+    minutes = (sched["close"] - sched["open"]).dt.total_seconds().to_numpy() // 60
+    values, counts = np.unique(minutes.astype(np.int64), return_counts=True)
+    return int(values[np.argmax(counts)])
 
 
 @lru_cache(maxsize=8)
@@ -30,7 +51,8 @@ def _calendar(name: str):
 
 def trading_sessions(start: date, end: date, calendar: str = "XNYS") -> pl.DataFrame:
     """Sessions in ``[start, end]``: ``session`` (date), ``open_ns``/``close_ns`` (UTC ns),
-    ``session_minutes`` (390, or 210 on early-close days) and ``early_close``."""
+    ``session_minutes`` (from the calendar: 390 or 210 on NYSE early-close days) and
+    ``early_close`` (shorter than the calendar's usual session)."""
     if end < start:
         raise MarketJepaError(f"calendar range is empty: end {end} is before start {start}")
     cal = _calendar(calendar)
@@ -44,7 +66,7 @@ def trading_sessions(start: date, end: date, calendar: str = "XNYS") -> pl.DataF
             "open_ns": opens,
             "close_ns": closes,
             "session_minutes": minutes,
-            "early_close": minutes < 390,
+            "early_close": minutes < full_session_minutes(calendar),
         }
     )
 
@@ -63,3 +85,26 @@ def session_of(ts_ns: np.ndarray, sessions: pl.DataFrame) -> tuple[np.ndarray, n
     ok &= ts_ns < closes[safe]
     minute = np.where(ok, (ts_ns - opens[safe]) // NS_PER_MINUTE, -1)
     return np.where(ok, idx, -1), minute
+
+
+@lru_cache(maxsize=8)
+def _session_days(calendar: str) -> np.ndarray:
+    sessions = _calendar(calendar).sessions
+    return np.asarray(sessions.values.astype("datetime64[D]").astype(np.int64))
+
+
+def roll_to_session(day: np.ndarray, calendar: str = "XNYS") -> np.ndarray:
+    """First trading session of ``calendar`` on or after each epoch day.
+
+    Weekends and exchange holidays (Good Friday, Thanksgiving, …) roll forward, so an
+    option "expiring" on a closed day is priced to the next session. Days past the end of
+    the calendar's schedule roll over weekends only.
+    """
+    day = np.asarray(day, dtype=np.int64)
+    days = _session_days(calendar)
+    idx = np.searchsorted(days, day, side="left")
+    inside = idx < days.size
+    rolled = days[np.minimum(idx, days.size - 1)]
+    wd = (day + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+    weekend_only = day + np.where(wd == 5, 2, np.where(wd == 6, 1, 0))
+    return np.where(inside, rolled, weekend_only)

@@ -43,12 +43,11 @@ import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
-from marketjepa.data.calendar import NS_PER_MINUTE
+from marketjepa.data.calendar import NS_PER_MINUTE, full_session_minutes
 from marketjepa.data.option_summary import SUMMARY_COLUMNS
 from marketjepa.errors import MarketJepaError
 
-FULL_SESSION_MINUTES = 390
-MINUTES_PER_YEAR = 252 * FULL_SESSION_MINUTES
+TRADING_DAYS_PER_YEAR = 252
 OPTION_COLUMNS = tuple(SUMMARY_COLUMNS)  # the option-summary contract of ingest
 _IV_COLUMNS = ("iv_atm_near", "iv_atm_far", "iv_put_25d", "iv_call_25d")
 
@@ -163,6 +162,8 @@ class FeatureInputs:
     options: dict[str, np.ndarray] | None = None  # OPTION_COLUMNS, NaN where null
     max_staleness_minutes: int = 5
     volume_z_sessions: int = 20
+    # The calendar's usual session length (data.calendar; 390 for XNYS), never the data's.
+    full_session_minutes: int = 390
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -172,6 +173,7 @@ class FeatureInputs:
         option_summary: pl.DataFrame | None,
         max_staleness_minutes: int = 5,
         volume_z_sessions: int = 20,
+        calendar: str = "XNYS",
     ) -> FeatureInputs:
         f64 = {c: bars[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}
         day = bars["session"].rank("dense").cast(pl.Int64).to_numpy() - 1
@@ -191,6 +193,7 @@ class FeatureInputs:
             options=opts,
             max_staleness_minutes=max_staleness_minutes,
             volume_z_sessions=volume_z_sessions,
+            full_session_minutes=full_session_minutes(calendar),
             **f64,
         )
 
@@ -368,7 +371,8 @@ def term_slope(x: FeatureInputs) -> np.ndarray:
 
 @feature("iv_rv_spread", group="options")
 def iv_rv_spread(x: FeatureInputs) -> np.ndarray:
-    return x.fresh("iv_atm_near") - x.rv(30) * np.sqrt(MINUTES_PER_YEAR)
+    trading_minutes_per_year = TRADING_DAYS_PER_YEAR * x.full_session_minutes
+    return x.fresh("iv_atm_near") - x.rv(30) * np.sqrt(trading_minutes_per_year)
 
 
 @feature("put_call_volume", group="options")
@@ -402,9 +406,9 @@ def tod_cos(x: FeatureInputs) -> np.ndarray:
 
 @feature("minutes_to_close", group="calendar")
 def minutes_to_close(x: FeatureInputs) -> np.ndarray:
-    """Bars left after this one, over a full session: 1 at a full day's open, 0 at the last
-    bar of any session (a half day opens at 209/389)."""
-    return (x.session_minutes - 1 - x.minute) / (FULL_SESSION_MINUTES - 1)
+    """Bars left after this one, over the calendar's full session: 1 at a full day's open,
+    0 at the last bar of any session (an XNYS half day opens at 209/389)."""
+    return (x.session_minutes - 1 - x.minute) / max(x.full_session_minutes - 1, 1)
 
 
 # ---------------------------------------------------------------- selection and compute

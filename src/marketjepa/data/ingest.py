@@ -1,5 +1,7 @@
-"""Read raw stock and option minute bars, validate, keep the NYSE regular session, repair
-short gaps and summarize the option chain per minute.
+"""Read raw stock and option minute bars, validate, keep the regular session of
+``data.calendar`` (XNYS by default) within ``data.start``/``data.end``, drop or keep partial
+sessions (``data.partial_sessions``), repair short gaps and summarize the option chain per
+minute.
 
 Inputs (DESIGN §2, docs/architecture.md "Raw files"):
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import glob as globlib
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,12 @@ import polars as pl
 from marketjepa.artifacts import files_fingerprint
 from marketjepa.config import ColumnMapping, Config
 from marketjepa.console import stage_line, track
-from marketjepa.data.calendar import EXCHANGE_TZ, session_of, trading_sessions
+from marketjepa.data.calendar import (
+    calendar_tz,
+    full_session_minutes,
+    session_of,
+    trading_sessions,
+)
 from marketjepa.data.occ import parse_occ
 from marketjepa.data.option_summary import SUMMARY_COLUMNS, option_summary
 from marketjepa.data.validation import (
@@ -46,6 +53,8 @@ from marketjepa.data.validation import (
     check_trading_days,
     check_values,
     fill_gaps,
+    long_gap_error,
+    missing_runs,
     to_float,
     where,
 )
@@ -152,13 +161,21 @@ def _read_file(path: Path, numeric: list[str], ts_col: str, ts_int: bool) -> pl.
         ) from None
 
 
-def _timestamps(df: pl.DataFrame, col: str, m: ColumnMapping, file: Path) -> pl.Series:
-    """Timestamp column → UTC ns (Int64), with errors naming the row and value."""
+def _timestamps(
+    df: pl.DataFrame, col: str, m: ColumnMapping, file: Path, info: dict | None = None
+) -> pl.Series:
+    """Timestamp column → UTC ns (Int64), with errors naming the row and value.
+
+    Naive datetimes are read in ``m.timezone``; values that carry their own offset or zone
+    are converted from it, ``m.timezone`` does not apply, and ``info["offset_aware"]`` is
+    set so ingest can say so."""
     s = df[col]
     if isinstance(s.dtype, pl.Datetime) or s.dtype == pl.Date:
         dt = s.cast(pl.Datetime("ns"))
         if getattr(s.dtype, "time_zone", None) is None:
             dt = dt.dt.replace_time_zone(m.timezone, ambiguous="earliest", non_existent="null")
+        elif info is not None:
+            info["offset_aware"] = True
     elif m.timestamp_unit != "datetime":
         if s.dtype.is_integer():
             return s.cast(pl.Int64) * _UNIT_NS[m.timestamp_unit]
@@ -185,6 +202,8 @@ def _timestamps(df: pl.DataFrame, col: str, m: ColumnMapping, file: Path) -> pl.
             ) from None
         if dt.dtype.time_zone is None:  # type: ignore[union-attr]
             dt = dt.dt.replace_time_zone(m.timezone, ambiguous="earliest", non_existent="null")
+        elif info is not None:
+            info["offset_aware"] = True
         bad = np.flatnonzero((dt.is_null() & txt.is_not_null()).to_numpy())
         if bad.size:
             i = int(bad[0])
@@ -197,7 +216,9 @@ def _timestamps(df: pl.DataFrame, col: str, m: ColumnMapping, file: Path) -> pl.
     return dt.dt.convert_time_zone("UTC").dt.epoch("ns")
 
 
-def read_bars_file(path: Path, fmt: str, m: ColumnMapping, kind: str) -> pl.DataFrame:
+def read_bars_file(
+    path: Path, fmt: str, m: ColumnMapping, kind: str, info: dict | None = None
+) -> pl.DataFrame:
     """One raw file → ``ts, ticker, open, high, low, close, volume, transactions, _row``."""
     if fmt == "polygon":
         m = POLYGON
@@ -231,7 +252,7 @@ def read_bars_file(path: Path, fmt: str, m: ColumnMapping, kind: str) -> pl.Data
     )
     out = pl.DataFrame(
         {
-            "ts": _timestamps(df, m.timestamp, m, path),
+            "ts": _timestamps(df, m.timestamp, m, path, info),
             "ticker": ticker,
             **{k: cols[k] for k in NUMERIC_COLUMNS},
             "transactions": cols["transactions"],
@@ -240,11 +261,18 @@ def read_bars_file(path: Path, fmt: str, m: ColumnMapping, kind: str) -> pl.Data
     return out.with_row_index("_row").select(list(_RAW_SCHEMA))
 
 
-def read_many(paths: list[Path], fmt: str, m: ColumnMapping, kind: str, progress: bool):
+def read_many(
+    paths: list[Path],
+    fmt: str,
+    m: ColumnMapping,
+    kind: str,
+    progress: bool,
+    info: dict | None = None,
+):
     """All files concatenated with ``_file`` (index into the returned names)."""
     it = track(paths, f"reading {kind} files") if progress else paths
     frames = [
-        read_bars_file(p, fmt, m, kind).with_columns(_file=pl.lit(i, dtype=pl.UInt32))
+        read_bars_file(p, fmt, m, kind, info).with_columns(_file=pl.lit(i, dtype=pl.UInt32))
         for i, p in enumerate(it)
     ]
     return pl.concat(frames, how="vertical", rechunk=False), [str(p) for p in paths]
@@ -253,15 +281,16 @@ def read_many(paths: list[Path], fmt: str, m: ColumnMapping, kind: str, progress
 # ----------------------------------------------------------------------------- stocks
 
 
-def _et_date(ts: pl.Expr) -> pl.Expr:
-    return pl.from_epoch(ts, "ns").dt.replace_time_zone("UTC").dt.convert_time_zone(EXCHANGE_TZ)
+def _local_date(ts: pl.Expr, tz: str) -> pl.Expr:
+    return pl.from_epoch(ts, "ns").dt.replace_time_zone("UTC").dt.convert_time_zone(tz)
 
 
 def load_stock_raw(cfg: Config, progress: bool = False) -> tuple[pl.DataFrame, list[str], dict]:
     """Read + validate every stock file; rows of ``data.ticker`` only (others counted)."""
     pattern, _, _ = resolve_globs(cfg)
     paths = match_files(pattern, "stock")
-    raw, files = read_many(paths, cfg.data.format, cfg.data.columns, "stock", progress)
+    info: dict = {}
+    raw, files = read_many(paths, cfg.data.format, cfg.data.columns, "stock", progress, info)
     n_all = raw.height
     tick = cfg.data.ticker.upper()
     found = raw["ticker"].drop_nulls().unique().head(5).to_list()
@@ -279,36 +308,88 @@ def load_stock_raw(cfg: Config, progress: bool = False) -> tuple[pl.DataFrame, l
         "files": len(paths),
         "raw_rows_all_tickers": n_all,
         "other_ticker_rows": n_all - raw.height,
+        "timestamps_offset_aware": bool(info.get("offset_aware")),
     }
     return raw, files, log
 
 
-def _sessions_for(raw: pl.DataFrame, files: list[str], calendar: str, per_day_files: bool):
-    days = raw.select(_et_date(pl.col("ts")).dt.date().alias("day"))["day"]
+def _in_range(d: date, start: date | None, end: date | None) -> bool:
+    return (start is None or d >= start) and (end is None or d <= end)
+
+
+def _sessions_for(
+    raw: pl.DataFrame,
+    files: list[str],
+    calendar: str,
+    per_day_files: bool,
+    start: date | None = None,
+    end: date | None = None,
+):
+    """Calendar sessions from the first to the last session holding a bar (or named by a
+    per-day file), within ``[start, end]``; plus each bar's local date."""
+    days = raw.select(_local_date(pl.col("ts"), calendar_tz(calendar)).dt.date().alias("day"))[
+        "day"
+    ]
     named = {}
     if per_day_files:  # Polygon layout: one file per day, the date in its name
         named = {d: f for f in files if (d := _date_in_name(Path(f))) is not None}
-    lo = min([days.min(), *named])
-    hi = max([days.max(), *named])
-    sessions = trading_sessions(lo, hi, calendar)
-    if sessions.height == 0:
+        named = {d: f for d, f in named.items() if _in_range(d, start, end)}
+    # one day of padding each side: a CMES session opens the evening before its date
+    lo = min([days.min(), *named]) - timedelta(days=1)
+    hi = max([days.max(), *named]) + timedelta(days=1)
+    if start is not None:
+        lo = max(lo, start)
+    if end is not None:
+        hi = min(hi, end)
+    if hi < lo:
         raise DataValidationError(
-            f"the data ({lo} to {hi}) contains no {calendar} trading session",
+            f"no data between data.start={start or '(none)'} and data.end={end or '(none)'} "
+            f"(the data covers "
+            f"{days.min()} to {days.max()})",
             file=files[0] if len(files) == 1 else None,
-            hint="check the dates, data.calendar and data.columns.timezone",
+            hint="check data.start / data.end",
         )
+    sessions = trading_sessions(lo, hi, calendar)
+    idx, _ = session_of(raw["ts"].to_numpy(), sessions)
+    used = np.unique(idx[idx >= 0])
+    sdates = sessions["session"].to_list()
+    used_named = [i for i, d in enumerate(sdates) if d in named]
+    keep = np.concatenate([used, np.asarray(used_named, dtype=np.int64)])
+    if sessions.height == 0 or keep.size == 0:
+        raise DataValidationError(
+            f"the data ({days.min()} to {days.max()}"
+            + (f", limited to {start or '…'} to {end or '…'}" if start or end else "")
+            + f") contains no bar inside a trading session of calendar {calendar}",
+            file=files[0] if len(files) == 1 else None,
+            hint="check the dates, data.calendar, data.columns.timezone and data.start/end",
+        )
+    sessions = sessions.slice(int(keep.min()), int(keep.max() - keep.min() + 1))
     return sessions, days, named
 
 
 def classify_sessions(
-    raw: pl.DataFrame, files: list[str], calendar: str, per_day_files: bool = True
+    raw: pl.DataFrame,
+    files: list[str],
+    calendar: str,
+    per_day_files: bool = True,
+    start: date | None = None,
+    end: date | None = None,
 ):
-    """Session index/minute of each raw bar plus the counts of pre/post/other bars."""
-    sessions, days, named = _sessions_for(raw, files, calendar, per_day_files)
+    """Session index/minute of each raw bar plus the counts of pre/post/other bars.
+
+    Bars outside ``[start, end]`` are removed first and counted (``outside_date_range_bars``).
+    """
+    sessions, days, named = _sessions_for(raw, files, calendar, per_day_files, start, end)
     idx, minute = session_of(raw["ts"].to_numpy(), sessions)
     raw = raw.with_columns(
         _sidx=pl.Series(idx, dtype=pl.Int64), _min=pl.Series(minute, dtype=pl.Int64), day=days
     )
+    n_all = raw.height
+    if start is not None or end is not None:
+        in_range = (pl.col("_sidx") >= 0) | (
+            (pl.col("day") >= (start or date.min)) & (pl.col("day") <= (end or date.max))
+        )
+        raw = raw.filter(in_range)
     outside = raw.filter(pl.col("_sidx") < 0).join(
         sessions.select(pl.col("session").alias("day"), "open_ns"), on="day", how="left"
     )
@@ -318,14 +399,34 @@ def classify_sessions(
         "premarket_bars": pre,
         "postmarket_bars": outside.height - pre - other,
         "other_outside_bars": other,
+        "outside_date_range_bars": n_all - raw.height,
     }
     return raw, sessions, named, counts
 
 
+def session_coverage(
+    reg: pl.DataFrame, sessions: pl.DataFrame, max_gap: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(missing runs of every session, sessions whose bars do not cover the calendar
+    session: a missing run longer than ``max_gap`` minutes, e.g. data starting at noon).
+
+    Sessions without any bar are not partial here: :func:`check_trading_days` reports them.
+    """
+    runs = missing_runs(reg.select("ts"), sessions)
+    present = sessions["session"].gather(reg["_sidx"].unique().to_numpy())
+    partial = (
+        runs.filter((pl.col("length") > max_gap) & pl.col("session").is_in(present.implode()))
+        .group_by("session", maintain_order=True)
+        .agg(pl.col("length").sum().alias("missing"), pl.col("length").max().alias("longest"))
+    )
+    return runs, partial
+
+
 def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
-    """Session filter, trading-day check and gap repair → (bars, sessions, log)."""
+    """Session filter, trading-day check, partial sessions and gap repair → (bars, sessions, log)."""
+    d = cfg.data
     raw, sessions, named, counts = classify_sessions(
-        raw, files, cfg.data.calendar, cfg.data.format == "polygon"
+        raw, files, d.calendar, d.format == "polygon", d.start, d.end
     )
     reg = raw.filter(pl.col("_sidx") >= 0)
     present = sessions["session"].gather(reg["_sidx"].unique().to_numpy())
@@ -338,10 +439,25 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
         .select("day", pl.col("_name").alias("_file"), "n")
     )
     check_trading_days(sessions, present, raw_days, named, pattern)
+    runs, partial = session_coverage(reg, sessions, d.max_fill_gap_minutes)
+    dropped = partial["session"] if d.partial_sessions == "drop" else partial["session"].clear()
+    n_before_drop = reg.height
+    if dropped.len():
+        gone = sessions.with_row_index("_sidx").filter(pl.col("session").is_in(dropped.implode()))
+        reg = reg.filter(~pl.col("_sidx").is_in(gone["_sidx"].cast(pl.Int64).implode()))
+        sessions = sessions.filter(~pl.col("session").is_in(dropped.implode()))
+        if sessions.height == 0:
+            err = long_gap_error(
+                runs,
+                d.max_fill_gap_minutes,
+                pattern,
+                prefix=f"every session is partial ({len(dropped)} would be dropped); first: ",
+            )
+            raise err or DataValidationError("every session is partial", file=pattern)
+    # partial sessions kept: their long runs are filled (flagged, never tradeable)
+    max_gap = d.max_fill_gap_minutes if d.partial_sessions == "drop" else 10**9
     cols = ["ts", "open", "high", "low", "close", "volume", "transactions"]
-    bars, n_filled = fill_gaps(
-        reg.select(cols), sessions, cfg.data.max_fill_gap_minutes, source=pattern
-    )
+    bars, n_filled = fill_gaps(reg.select(cols), sessions, max_gap, source=pattern)
     bars = bars.select(
         "ts",
         "session",
@@ -355,19 +471,28 @@ def regularize(cfg: Config, raw: pl.DataFrame, files: list[str], pattern: str):
         "transactions",
         "filled",
     )
+    full = full_session_minutes(d.calendar)
     log = {
-        "raw_stock_bars": raw.height,
+        "raw_stock_bars": raw.height + counts["outside_date_range_bars"],
         "bars_before_session_filter": raw.height,
         "bars_after_session_filter": reg.height,
         **counts,
-        "dropped_outside_session": raw.height - reg.height,
+        "dropped_outside_session": raw.height - n_before_drop,
         "regular_bars_raw": reg.height,
         "regular_bars": bars.height,
+        "raw_minutes": reg.height,
         "sessions": sessions.height,
-        "half_day_sessions": int((sessions["session_minutes"] < 390).sum()),
+        "half_day_sessions": int((sessions["session_minutes"] < full).sum()),
+        "calendar": d.calendar,
+        "full_session_minutes": full,
         "first_session": str(sessions["session"][0]),
         "last_session": str(sessions["session"][-1]),
         "filled_minutes": n_filled,
+        "partial_sessions": d.partial_sessions,
+        "partial_sessions_found": partial.height,
+        "dropped_sessions": len(dropped),
+        "dropped_session_dates": [str(x) for x in dropped.to_list()],
+        "dropped_minutes": n_before_drop - reg.height,
         "zero_volume_bars": int(((bars["volume"] == 0) & ~bars["filled"]).sum()),
     }
     return bars, sessions, log
@@ -521,6 +646,22 @@ def ingest(cfg: Config, progress: bool = True) -> IngestResult:
         f"post {log['postmarket_bars']:,}, other {log['other_outside_bars']:,}); "
         f"filled {log['filled_minutes']} minutes, {log['zero_volume_bars']} zero-volume bars"
     )
+    if log.get("timestamps_offset_aware"):
+        msg += (
+            "; timestamps carry their own UTC offset, converted from it "
+            f"(data.columns.timezone={cfg.data.columns.timezone} applies to naive times only)"
+        )
+    if log["dropped_sessions"]:
+        dates = log["dropped_session_dates"]
+        msg += (
+            f"; dropped {log['dropped_sessions']} partial session(s) "
+            f"({log['dropped_minutes']:,} minutes: {', '.join(dates[:3])}"
+            f"{', …' if len(dates) > 3 else ''}; data.partial_sessions=keep keeps them)"
+        )
+    elif log["partial_sessions_found"]:
+        msg += f"; kept {log['partial_sessions_found']} partial session(s) (filled, not traded)"
+    if log.get("outside_date_range_bars"):
+        msg += f"; {log['outside_date_range_bars']:,} bars outside data.start/end"
     if opt is not None:
         msg += f"; options: {log['option_rows']:,} bars, {log['option_contracts']} contracts"
         if "iv_inverted" in log:

@@ -2,17 +2,30 @@
 
 Reads and validates the files like ingest (file-level problems such as bad prices still
 raise a clear error), but reports session-level problems — days without regular-session
-bars, long gaps — as numbers instead of stopping, so a user can see what to fix.
+bars, long gaps, partial sessions — as numbers instead of stopping, so a user can see what
+to fix. A second table says whether the sessions ingest would keep fit the preset (days,
+rows and windows per split, the minimum needed) and suggests the smallest ``--set``
+overrides when they do not (:mod:`marketjepa.data.fit`).
 """
 
 from __future__ import annotations
 
 import polars as pl
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from marketjepa.config import Config
-from marketjepa.data.ingest import classify_sessions, load_options, load_stock_raw, resolve_globs
+from marketjepa.data.calendar import full_session_minutes
+from marketjepa.data.fit import check_fit
+from marketjepa.data.ingest import (
+    classify_sessions,
+    load_options,
+    load_stock_raw,
+    resolve_globs,
+    session_coverage,
+)
 from marketjepa.data.option_summary import FAILURE_REASONS, invert_rows
 from marketjepa.data.validation import fmt_ts, missing_runs
 
@@ -28,15 +41,80 @@ class _Summary(Table):
         super().add_row(escape(item), escape(value))
 
 
-def inspect_raw(cfg: Config) -> Table:
-    """Summary table of the configured raw data (stocks and, if present, options)."""
+def fit_table(
+    cfg: Config,
+    session_minutes: list[int],
+    problems: list[str] = (),  # type: ignore[assignment]
+    fixes: list[str] = (),  # type: ignore[assignment]
+) -> Group:
+    """Whether sessions of these lengths fit the preset, per split, with suggestions.
+
+    ``problems``/``fixes``: data problems found before the fit (days without bars) and the
+    overrides that avoid them (they come first in the suggestion)."""
+    fit = check_fit(session_minutes, cfg)
+    problems = [*problems, *fit.problems]
+    fits = not problems
+    t = Table(
+        title=f"fit for preset {cfg.preset}: {'FITS' if fits else 'DOES NOT FIT'}",
+        title_justify="left",
+    )
+    for col in ("split", "days", "rows", "windows", "rows needed"):
+        t.add_column(col, justify="right")
+    for s in ("train", "val", "test"):
+        if s not in fit.rows:
+            continue
+        t.add_row(
+            s,
+            str(fit.days[s]),
+            f"{fit.rows[s]:,}",
+            f"{fit.windows.get(s, 0):,}",
+            f"{fit.needed_rows.get(s, 0):,}",
+        )
+    t.add_row("embargo", str(fit.days["embargo"]), "", "", "")
+    notes = [
+        "windows: context+gap+target (pretraining) for train/val, context only (probes, "
+        "backtest) for the evaluation split",
+        f"minimum days for these splits: {fit.needed_days}",
+    ]
+    notes += [f"problem: {p}" for p in problems]
+    if not fits:
+        sets = [*fixes, *fit.suggestions]
+        fix = " ".join(f"--set {o}" for o in sets)
+        notes.append(
+            f"suggest: {fix}" if sets else "suggest: no override fits; more sessions are needed"
+        )
+    return Group(t, Text("\n".join(notes)))
+
+
+def _longest_run(flags: list[bool]) -> tuple[int, int]:
+    """[a, b) of the longest run of True."""
+    best, start = (0, 0), None
+    for i, f in enumerate([*flags, False]):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
+
+
+def inspect_raw(cfg: Config) -> Group:
+    """Summary table of the configured raw data (stocks and, if present, options) and
+    whether it fits the preset."""
+    return Group(*_raw_table(cfg))
+
+
+def _raw_table(cfg: Config) -> tuple[Table, Group]:
     stock_glob, opt_glob, _ = resolve_globs(cfg)
+    d = cfg.data
     raw, files, log = load_stock_raw(cfg, progress=False)
     raw, sessions, _, counts = classify_sessions(
-        raw, files, cfg.data.calendar, cfg.data.format == "polygon"
+        raw, files, d.calendar, d.format == "polygon", d.start, d.end
     )
     reg = raw.filter(pl.col("_sidx") >= 0)
     present = reg["_sidx"].n_unique()
+    full = full_session_minutes(d.calendar)
     expected = int(sessions["session_minutes"].cast(pl.Int64).sum())
     runs = missing_runs(reg.select("ts"), sessions)
     full_day = runs.join(
@@ -47,16 +125,34 @@ def inspect_raw(cfg: Config) -> Table:
     gaps = runs.join(full_day, on=["session", "first_minute"], how="anti")
     small = gaps.filter(pl.col("length") <= cfg.data.max_fill_gap_minutes)
 
+    _, partial = session_coverage(reg, sessions, d.max_fill_gap_minutes)
+    with_bars = sessions["session"].gather(reg["_sidx"].unique().sort().to_numpy())
+    kept = sessions.filter(pl.col("session").is_in(with_bars.implode()))
+    if d.partial_sessions == "drop":
+        kept = kept.filter(~pl.col("session").is_in(partial["session"].implode()))
+
     t = _Summary(title=f"raw data: {cfg.data.ticker} ({cfg.data.source}, format {cfg.data.format})")
     t.add_column("item", style="bold")
     t.add_column("value")
     t.add_row("stock files", f"{len(files)}  ({stock_glob})")
     t.add_row(
         "days",
-        f"{sessions.height} NYSE sessions {sessions['session'][0]} → {sessions['session'][-1]} "
-        f"({int((sessions['session_minutes'] < 390).sum())} half days); "
-        f"{present} with regular-session bars",
+        f"{sessions.height} {d.calendar} sessions {sessions['session'][0]} → "
+        f"{sessions['session'][-1]} ({int((sessions['session_minutes'] < full).sum())} "
+        f"short days); {present} with regular-session bars",
     )
+    if partial.height:
+        dates = ", ".join(str(x) for x in partial["session"][:3])
+        action = "dropped" if d.partial_sessions == "drop" else "kept, missing minutes filled"
+        t.add_row(
+            "partial sessions",
+            f"{partial.height} ({dates}{', …' if partial.height > 3 else ''}): bars do not "
+            f"cover the session; {action} (data.partial_sessions={d.partial_sessions})",
+        )
+    if counts.get("outside_date_range_bars"):
+        t.add_row(
+            "outside start/end", f"{counts['outside_date_range_bars']:,} bars (data.start/end)"
+        )
     if present < sessions.height:
         t.add_row(
             "days without bars",
@@ -87,16 +183,29 @@ def inspect_raw(cfg: Config) -> Table:
     )
     t.add_row("zero-volume bars", f"{int((reg['volume'] == 0).sum()):,}")
 
+    problems, fixes = [], []
+    if present < sessions.height:
+        # ingest stops at a session without bars: fit the longest run of usable sessions
+        ok = sessions["session"].is_in(kept["session"].implode()).to_list()
+        a, b = _longest_run(ok)
+        kept = sessions.slice(a, b - a)
+        problems.append(
+            f"{sessions.height - present} session(s) without bars inside the range (ingest "
+            f"stops there); the longest run of usable sessions is {b - a}"
+        )
+        if b > a:
+            fixes = [f"data.start={kept['session'][0]}", f"data.end={kept['session'][-1]}"]
+    fit_t = fit_table(cfg, [int(x) for x in kept["session_minutes"]], problems, fixes)
     if opt_glob is None:
         t.add_row("options", "none configured")
-        return t
+        return t, fit_t
     bars = reg.select("ts", "close").with_columns(
         session=sessions["session"].gather(reg["_sidx"].to_numpy())
     )
     opt, paths, olog = load_options(cfg, bars, progress=False)
     if opt is None:
         t.add_row("options", f"no files matched {opt_glob}")
-        return t
+        return t, fit_t
     t.add_row(
         "options",
         f"{len(paths)} files, {olog['option_rows']:,} regular-session bars "
@@ -122,4 +231,4 @@ def inspect_raw(cfg: Config) -> Table:
         "failed inversions",
         f"{failed:,} of {rows.height:,} ({_pct(failed / max(rows.height, 1))}): {reasons}",
     )
-    return t
+    return t, fit_t

@@ -15,6 +15,14 @@ With ``H = labels.horizon`` and intraday 1-minute log returns ``r`` (features mo
   touch of ``+k·sigma_h`` → BUY_CALL, of ``−k·sigma_h`` → BUY_PUT, none → HOLD. ``k`` is
   the same quantile of the path's max ``|excursion| / sigma_h`` over train rows.
 
+Filled (repaired) bars carry no real price, so a row gets no label and no targets
+(``label = −1``, ``fwd_ret``/``fwd_rv`` NaN) when bar ``t`` is filled, when the target's end
+bar ``t+H`` is filled, or when more than ``MAX_FILLED_SHARE`` (10%) of the bars in
+``(t, t+H]`` are filled. A single filled minute inside the horizon is tolerated (it only
+moves one minute's return into the next bar); a long flat fill, such as the missing
+morning of a partial session kept with ``data.partial_sessions=keep``, never becomes a
+label or a volatility target.
+
 A label at ``t`` therefore depends on ``close[t]``, the trailing ``sigma_h[t]`` and bars
 ``(t, t+H]`` only (and the train-fitted scalar ``k``); never on bars past the close.
 Rows without a full forward window or a positive ``sigma_h`` get label −1.
@@ -29,10 +37,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from marketjepa.config import LabelConfig
 from marketjepa.data.features import rolling
-from marketjepa.errors import MarketJepaError
+from marketjepa.errors import DataValidationError
 
 HOLD, BUY_CALL, BUY_PUT, NO_LABEL = 0, 1, 2, -1
 CLASS_NAMES = {HOLD: "HOLD", BUY_CALL: "BUY_CALL", BUY_PUT: "BUY_PUT"}
+MAX_FILLED_SHARE = 0.1
 _RV_FLOOR = 1e-8
 _CHUNK = 1 << 16
 
@@ -55,6 +64,20 @@ def forward_valid(day: np.ndarray, minute: np.ndarray, horizon: int) -> np.ndarr
         ok[: n - horizon] = (day[horizon:] == day[:-horizon]) & (
             minute[horizon:] - minute[:-horizon] == horizon
         )
+    return ok
+
+
+def unfilled_horizon(filled: np.ndarray, horizon: int) -> np.ndarray:
+    """True where row ``t`` may carry a label/target under the filled-bar rule above."""
+    f = np.asarray(filled, dtype=bool)
+    n = f.size
+    ok = ~f
+    if horizon < n:
+        ok[: n - horizon] &= ~f[horizon:]
+        # count of filled bars in (t, t+H] = cum[t+H] - cum[t]
+        cum = np.concatenate([[0], np.cumsum(f)])
+        within = cum[1 + horizon : n + 1] - cum[1 : n - horizon + 1]
+        ok[: n - horizon] &= within <= MAX_FILLED_SHARE * horizon
     return ok
 
 
@@ -84,9 +107,10 @@ def calibrate_k(score: np.ndarray, train_mask: np.ndarray, rate_each_side: float
     """Quantile ``1 − 2·rate`` of ``score`` (≥ 0) over finite train rows."""
     s = score[train_mask & np.isfinite(score)]
     if s.size == 0:
-        raise MarketJepaError(
+        raise DataValidationError(
             "no labelled training bars to calibrate labels.k — too few training days "
-            "for labels.horizon / labels.vol_lookback"
+            "(or too many filled bars) for labels.horizon / labels.vol_lookback",
+            hint="use more data; `marketjepa inspect-data` says what fits",
         )
     return float(np.quantile(s, 1.0 - 2.0 * rate_each_side))
 
@@ -144,10 +168,15 @@ def make_labels(
     cfg: LabelConfig,
     train_mask: np.ndarray | None = None,
     k: float | None = None,
+    filled: np.ndarray | None = None,
 ) -> LabelResult:
-    """Labels and targets for every bar; ``k`` is calibrated on ``train_mask`` unless given."""
+    """Labels and targets for every bar; ``k`` is calibrated on ``train_mask`` unless given.
+
+    ``filled`` (bool per bar) masks rows by the filled-bar rule of the module docstring."""
     h = cfg.horizon
     valid = forward_valid(day, minute, h)
+    if filled is not None:
+        valid &= unfilled_horizon(filled, h)
     fwd_ret, fwd_rv = forward_targets(close, r1, valid, h)
     sigma_h = trailing_sigma(r1, cfg.vol_lookback, h)
     ok = valid & np.isfinite(sigma_h) & (sigma_h > 0)

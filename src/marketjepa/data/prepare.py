@@ -145,6 +145,21 @@ def _ingest_counts(log: dict[str, Any], n_rows: int, n_filled: int) -> dict[str,
     }
 
 
+def _session_counts(log: dict[str, Any], bars: pl.DataFrame) -> dict[str, Any]:
+    """Raw, filled and dropped minutes and dropped partial sessions (data section)."""
+    n_filled = int(bars["filled"].sum())
+    return {
+        "calendar": log.get("calendar", "XNYS"),
+        "raw_minutes": int(log.get("raw_minutes", bars.height - n_filled)),
+        "partial_sessions": log.get("partial_sessions", "drop"),
+        "partial_sessions_found": int(log.get("partial_sessions_found", 0)),
+        "dropped_sessions": int(log.get("dropped_sessions", 0)),
+        "dropped_session_dates": list(log.get("dropped_session_dates", [])),
+        "dropped_minutes": int(log.get("dropped_minutes", 0)),
+        "outside_date_range_bars": int(log.get("outside_date_range_bars", 0)),
+    }
+
+
 def build_prepared(cfg: Config, result: Any, truth: pl.DataFrame | None = None) -> PreparedBuild:
     """Everything ``prepare`` writes, computed in memory from an ingest result."""
     t0 = time.perf_counter()
@@ -156,7 +171,11 @@ def build_prepared(cfg: Config, result: Any, truth: pl.DataFrame | None = None) 
         raise MarketJepaError("features.names leaves no feature to compute")
 
     x = FeatureInputs.from_frames(
-        bars, osum, cfg.data.max_option_staleness_minutes, cfg.features.volume_z_sessions
+        bars,
+        osum,
+        cfg.data.max_option_staleness_minutes,
+        cfg.features.volume_z_sessions,
+        cfg.data.calendar,
     )
     raw = compute_features(x, names)
     t_feat = time.perf_counter() - t0
@@ -164,7 +183,8 @@ def build_prepared(cfg: Config, result: Any, truth: pl.DataFrame | None = None) 
     per_day = day_splits(int(x.day.max()) + 1, cfg.split)
     split = row_splits(x.day, per_day)
     train = split == 0
-    lab = make_labels(x.close, x.r1, x.day, x.minute, cfg.labels, train_mask=train)
+    filled = bars["filled"].to_numpy()
+    lab = make_labels(x.close, x.r1, x.day, x.minute, cfg.labels, train_mask=train, filled=filled)
     norm = Normalizer.fit(raw, names, train, cfg.features.normalizer, cfg.features.clip_z)
     z = norm.apply(raw)
 
@@ -213,6 +233,11 @@ def build_prepared(cfg: Config, result: Any, truth: pl.DataFrame | None = None) 
         "repairs": {
             "filled_minutes": int(bars["filled"].sum()),
             "zero_volume_bars": int((getattr(result, "log", {}) or {}).get("zero_volume_bars", 0)),
+        },
+        **_session_counts(getattr(result, "log", {}) or {}, bars),
+        "filled_share_per_split": {
+            SPLIT_NAMES[s]: float(filled[split == s].mean()) if (split == s).any() else 0.0
+            for s in splits_present
         },
         "first_session": str(bars["session"][0]),
         "last_session": str(bars["session"][-1]),
@@ -310,6 +335,14 @@ def print_summary(manifest: dict[str, Any], out_dir: Path) -> None:
         f"session ({m['filled_minutes']:,} filled) · {m['n_days']} days · "
         f"{m['feature_dim']} features · label k={m['label_k']:.3f} ({m['label_kind']}) → "
         f"{out_dir}",
+    )
+    fs = m.get("filled_share_per_split", {})
+    stage_line(
+        "prepare",
+        f"minutes: {m.get('raw_minutes', 0):,} raw, {m['filled_minutes']:,} filled (never "
+        f"labelled or traded), {m.get('dropped_minutes', 0):,} dropped in "
+        f"{m.get('dropped_sessions', 0)} partial session(s)"
+        + (f"; test rows filled {100 * fs['test']:.1f}%" if "test" in fs else ""),
     )
     if m["dropped_features"]:
         stage_line("prepare", f"no option data: left out {', '.join(m['dropped_features'])}")

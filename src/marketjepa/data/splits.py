@@ -14,26 +14,63 @@ from __future__ import annotations
 import numpy as np
 
 from marketjepa.config import SplitConfig
-from marketjepa.errors import MarketJepaError
+from marketjepa.errors import DataValidationError, MarketJepaError
 
 TRAIN, VAL, TEST, EMBARGO = 0, 1, 2, -1
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
+
+
+def split_counts(n_days: int, cfg: SplitConfig) -> dict[str, int]:
+    """Days per split (train, val, test, embargo) for ``n_days`` days; may hold zeros."""
+    e = cfg.embargo_days
+    has_test = cfg.test > 0
+    usable = max(n_days - e * (2 if has_test else 1), 0)
+    n_train = int(round(cfg.train * usable))
+    n_val = int(round(cfg.val * usable)) if has_test else usable - n_train
+    n_test = usable - n_train - n_val
+    return {
+        "train": n_train,
+        "val": n_val,
+        "test": n_test,
+        "embargo": min(n_days, e * (2 if has_test else 1)),
+    }
+
+
+def short_splits(n_days: int, cfg: SplitConfig) -> list[str]:
+    """Names of the splits that get no day with ``n_days`` days (empty when it fits)."""
+    c = split_counts(n_days, cfg)
+    need = ["train", "val", "test"] if cfg.test > 0 else ["train", "val"]
+    usable = c["train"] + c["val"] + c["test"]
+    if usable < 2:
+        return need
+    return [s for s in need if c[s] < 1]
+
+
+def min_days(cfg: SplitConfig, limit: int = 100_000) -> int:
+    """The fewest trading days that give every split at least one day."""
+    for n in range(1, limit):
+        if not short_splits(n, cfg):
+            return n
+    return limit
 
 
 def day_splits(n_days: int, cfg: SplitConfig) -> np.ndarray:
     """int8 split id per trading day (chronological order)."""
     e = cfg.embargo_days
     has_test = cfg.test > 0
-    usable = n_days - e * (2 if has_test else 1)
-    n_train = int(round(cfg.train * usable))
-    n_val = int(round(cfg.val * usable)) if has_test else usable - n_train
-    n_test = usable - n_train - n_val
-    if usable < 2 or n_train < 1 or n_val < 1 or (has_test and n_test < 1):
-        raise MarketJepaError(
+    short = short_splits(n_days, cfg)
+    if short:
+        c = split_counts(n_days, cfg)
+        got = ", ".join(f"{k} {c[k]}" for k in ("train", "val", "test") if k != "test" or has_test)
+        raise DataValidationError(
             f"{n_days} trading days are too few for split train={cfg.train} val={cfg.val} "
-            f"test={cfg.test} with embargo_days={e}; use a longer date range or a smaller "
-            "split.embargo_days"
+            f"test={cfg.test} with embargo_days={e}: {' and '.join(short)} would get no day "
+            f"({got}, embargo {c['embargo']}); at least {min_days(cfg)} days are needed",
+            hint="use a longer date range (data.start/data.end), a smaller split.embargo_days, "
+            "or other split fractions; `marketjepa inspect-data` suggests overrides",
         )
+    c = split_counts(n_days, cfg)
+    n_train, n_val, n_test = c["train"], c["val"], c["test"]
     parts = [np.full(n_train, TRAIN), np.full(e, EMBARGO), np.full(n_val, VAL)]
     if has_test:
         parts += [np.full(e, EMBARGO), np.full(n_test, TEST)]

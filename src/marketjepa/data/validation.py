@@ -23,9 +23,17 @@ Errors (the input must be fixed):
   last day of the data that has no bars from 09:30 to the close, whether its file holds
   only pre/post-market bars or there is no file for it;
 - a run of more than ``data.max_fill_gap_minutes`` consecutive missing minutes inside a
-  session (the message names the session and the ET time range).
+  session when ``data.partial_sessions=drop`` would drop every session (the message names
+  the session and the ET time range).
 
 Repairs (counted in the ingest log, never silent):
+
+- a *partial session*, whose bars do not cover the calendar session (a missing run longer
+  than ``data.max_fill_gap_minutes``, e.g. a file starting at 12:00 or ending early), is
+  dropped whole with ``data.partial_sessions=drop`` (the default; ``dropped_sessions``,
+  ``dropped_minutes``), or kept with ``keep``: its missing minutes are then filled like
+  short gaps below and flagged, so they are never labelled, never a target, never traded;
+- bars outside ``data.start``/``data.end`` are removed (``outside_date_range_bars``);
 
 - bars outside the regular session (pre-market, post-market, non-trading days) are
   dropped and counted (``premarket_bars``, ``postmarket_bars``, ``other_outside_bars``);
@@ -361,6 +369,28 @@ def missing_runs(bars: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def long_gap_error(
+    runs: pl.DataFrame, max_gap: int, source: str, prefix: str = ""
+) -> DataValidationError | None:
+    """The error for the first missing run longer than ``max_gap`` (None if there is none)."""
+    long = runs.filter(pl.col("length") > max_gap)
+    if not long.height:
+        return None
+    r = long.row(0, named=True)
+    end = fmt_ts(r["end_ts"] + NS_PER_MINUTE)[-8:]
+    return DataValidationError(
+        f"{prefix}{r['length']} consecutive regular-session minutes missing in session "
+        f"{r['session']} from {fmt_ts(r['start_ts'])} to {end} "
+        f"(at most data.max_fill_gap_minutes={max_gap} are filled; "
+        f"{long.height} such gaps in all)",
+        file=source,
+        where=str(r["session"]),
+        hint="supply the missing bars, raise data.max_fill_gap_minutes if flat filled bars "
+        "are acceptable, or set data.partial_sessions=keep (filled, never traded); check "
+        "data.columns.timezone if every session looks shifted",
+    )
+
+
 def fill_gaps(
     bars: pl.DataFrame, sessions: pl.DataFrame, max_gap: int, source: str = "stock files"
 ) -> tuple[pl.DataFrame, int]:
@@ -371,20 +401,9 @@ def fill_gaps(
     filled minutes. A run longer than ``max_gap`` raises, naming the session and time range.
     """
     runs = missing_runs(bars, sessions)
-    long = runs.filter(pl.col("length") > max_gap)
-    if long.height:
-        r = long.row(0, named=True)
-        end = fmt_ts(r["end_ts"] + NS_PER_MINUTE)[-8:]
-        raise DataValidationError(
-            f"{r['length']} consecutive regular-session minutes missing in session "
-            f"{r['session']} from {fmt_ts(r['start_ts'])} to {end} "
-            f"(at most data.max_fill_gap_minutes={max_gap} are filled; "
-            f"{long.height} such gaps in all)",
-            file=source,
-            where=str(r["session"]),
-            hint="supply the missing bars, or raise data.max_fill_gap_minutes if flat "
-            "filled bars are acceptable",
-        )
+    err = long_gap_error(runs, max_gap, source)
+    if err is not None:
+        raise err
     grid = _grid(sessions)
     out = grid.join(bars, on="ts", how="left", coalesce=True).sort("ts")
     filled = out["close"].is_null()

@@ -32,7 +32,7 @@ from marketjepa.data.windows import WindowDataset, WindowSpec, iterate_batches
 
 DEFAULT_TRAILING = (30, 120, 240)
 HAR_DAYS = (1, 5, 22)
-BARS_PER_DAY = 390
+BARS_PER_DAY = 390  # XNYS; the probes pass the calendar's session length
 
 
 def trailing_lengths(context_len: int, requested: Sequence[int] = DEFAULT_TRAILING) -> list[int]:

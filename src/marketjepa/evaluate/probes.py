@@ -37,7 +37,8 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from marketjepa.config import Config, EvalConfig, SplitConfig
-from marketjepa.errors import MarketJepaError, StageInputMissing
+from marketjepa.data.calendar import full_session_minutes
+from marketjepa.errors import DataValidationError, MarketJepaError, StageInputMissing
 from marketjepa.evaluate.bootstrap import block_bootstrap, paired_bootstrap_test
 
 TRAIN, VAL, TEST = 0, 1, 2
@@ -404,8 +405,10 @@ def _probe_table(
             )
     e = rows.split == eval_split
     if not e.any() or not np.any(rows.split == TRAIN) or not np.any(rows.split == VAL):
-        raise MarketJepaError(
-            f"probes need train, validation and {SPLIT_NAMES[eval_split]} rows; got {rows.counts()}"
+        raise DataValidationError(
+            f"probes need train, validation and {SPLIT_NAMES[eval_split]} rows; got "
+            f"{rows.counts()}",
+            hint="use more data or shorter windows; `marketjepa inspect-data` says what fits",
         )
     bk = _boot_kwargs(ev)
     train_labels = rows.label[rows.split == TRAIN]
@@ -789,12 +792,22 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
     reps["raw_window"] = bl.raw_window_features(features, anchors, spec.patch_len, spec.context_len)
     reps["hybrid"] = np.concatenate([reps["lejepa"], reps["raw_window"]], axis=1)
     close, session = np.asarray(data.close), np.asarray(data.session)
-    reps["har_rv"] = bl.har_rv_features(close, session, anchors)
+    # one "day" of bars = the calendar's usual session (390 on XNYS), never a constant
+    day_bars = full_session_minutes(cfg.data.calendar)
+    reps["har_rv"] = bl.har_rv_features(close, session, anchors, bars_per_day=day_bars)
     if "minute" in data.frame.columns:
         reps["har_rv_intraday"] = np.concatenate(
             [
-                bl.har_rv_features(close, session, anchors, extra_bars=[cfg.labels.horizon]),
-                bl.diurnal_dummies(data.frame["minute"].to_numpy()[anchors]),
+                bl.har_rv_features(
+                    close,
+                    session,
+                    anchors,
+                    bars_per_day=day_bars,
+                    extra_bars=[cfg.labels.horizon],
+                ),
+                bl.diurnal_dummies(
+                    data.frame["minute"].to_numpy()[anchors], session_minutes=day_bars
+                ),
             ],
             axis=1,
         )

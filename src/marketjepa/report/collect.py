@@ -301,9 +301,23 @@ def _data_section(cfg: dict | None, prep: dict | None, prep_dir: Path | None) ->
     rates = _first(p, "class_rates_per_split", "class_rates", "label_rates") or {}
     out["class_rates"] = {s: _rates(r) for s, r in rates.items()} if isinstance(rates, dict) else {}
     out["label_k"] = _num(_first(p, "label_k", "labels.k", "k"))
-    for k in ("bars_total", "bars_after_filter", "days_total") + tuple(
-        f"days_{s}" for s in ("train", "val", "test", "embargo")
-    ):
+    # session repairs (issue 11): raw / filled / dropped minutes, dropped partial sessions
+    for k in ("raw_minutes", "filled_minutes", "dropped_minutes", "dropped_sessions"):
+        out[k] = _num(p.get(k))
+    out["dropped_session_dates"] = list(p.get("dropped_session_dates") or [])
+    out["partial_sessions"] = p.get("partial_sessions")
+    out["calendar"] = p.get("calendar")
+    fs = p.get("filled_share_per_split") or {}
+    out["filled_share_test"] = _num(fs.get("test")) if isinstance(fs, dict) else None
+    for k in (
+        "bars_total",
+        "bars_after_filter",
+        "days_total",
+        "raw_minutes",
+        "filled_minutes",
+        "dropped_minutes",
+        "dropped_sessions",
+    ) + tuple(f"days_{s}" for s in ("train", "val", "test", "embargo")):
         if out.get(k) is not None:
             out[k] = int(out[k])
     return out

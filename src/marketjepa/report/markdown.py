@@ -166,6 +166,25 @@ def _data(s: dict) -> Section:
         ["Date range", f"{d.get('date_start', '—')} to {d.get('date_end', '—')}"],
         ["Total bars", _v(d.get("bars_total"))],
         ["After market filter", f"{_v(d.get('bars_after_filter'))} bars"],
+    ]
+    if d.get("raw_minutes") is not None:  # manifests before issue 11 lack these
+        dates = d.get("dropped_session_dates") or []
+        shown = ", ".join(dates[:3]) + (", …" if len(dates) > 3 else "")
+        rows += [
+            [
+                "Session minutes: raw / filled",
+                f"{_v(d.get('raw_minutes'))} / "
+                f"{_v(d.get('filled_minutes'))} (filled bars are never labelled or traded)",
+            ],
+            [
+                "Dropped partial sessions",
+                f"{_v(d.get('dropped_sessions'))} ({_v(d.get('dropped_minutes'))} minutes"
+                + (f": {shown}" if shown else "")
+                + f"; data.partial_sessions={d.get('partial_sessions') or 'drop'})",
+            ],
+            ["Test rows that are filled bars", pct(d.get("filled_share_test"))],
+        ]
+    rows += [
         ["Total days", _v(total)],
         ["Training days", days("train")],
         ["Validation days", days("val")],

@@ -78,7 +78,10 @@ class Rules:
 def candidate_entries(
     market: MarketData, signal: np.ndarray, eval_mask: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(signal rows, entry rows, is_call, dropped) of signals that can become an entry."""
+    """(signal rows, entry rows, is_call, dropped) of signals that can become an entry.
+
+    The entry is the next bar of the same session; a filled (repaired) bar is never the
+    signal bar nor the entry bar: its price was not traded."""
     signal = np.asarray(signal)
     if signal.shape != (market.n,):
         raise DataValidationError(f"signal has shape {signal.shape}, dataset has {market.n} rows")
@@ -88,6 +91,8 @@ def candidate_entries(
     ec = np.minimum(e, market.n - 1)
     last = market.session_last_row()
     ok &= (market.session[ec] == market.session[t]) & eval_mask[ec] & (ec < last[ec])
+    if market.filled is not None:
+        ok &= ~market.filled[t] & ~market.filled[ec]
     return t[ok], e[ok], signal[t[ok]] == CALL, int((~ok).sum())
 
 
@@ -355,6 +360,7 @@ def make_pricer(cfg: Config, prepared_dir: Path, market: MarketData) -> OptionPr
         iv_rv_ratio=bt.iv_rv_ratio,
         iv_skew_per_moneyness=bt.iv_skew_per_moneyness,
         vol_lookback=cfg.labels.vol_lookback,
+        calendar=cfg.data.calendar,
     )
 
 

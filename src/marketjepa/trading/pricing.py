@@ -7,8 +7,8 @@ day, so at the close of the bar with ``minute`` m of a session of ``session_minu
     τ_min = (M − m − 1) + 1440 · (expiry_day − day),   T = τ_min / MINUTES_PER_YEAR
 
 (half-day closes on later expiry days and DST shifts are ignored). The expiry day for a
-``dte`` is ``day + dte`` rolled forward over a weekend (holidays are not rolled); in ``bars``
-mode it is the first listed expiry on or after that day.
+``dte`` is ``day + dte`` rolled forward to the next session of the exchange calendar
+(weekends and holidays such as Good Friday roll forward); in ``bars`` mode it is the first listed expiry on or after that day.
 
 Surface mode (observed). Per minute the prepared summary gives the near and far ATM IVs,
 the near 25Δ put and call IVs, and ``near_dte``/``far_dte`` (fractional calendar days from the
@@ -44,6 +44,7 @@ import numpy as np
 import polars as pl
 
 from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price, implied_vol
+from marketjepa.data.calendar import roll_to_session
 from marketjepa.errors import DataValidationError
 
 NS_PER_MINUTE = 60 * 1_000_000_000
@@ -69,7 +70,7 @@ class MarketData:
     ts: np.ndarray  # int64 UTC ns of bar start
     session: np.ndarray  # int day index, non-decreasing
     minute: np.ndarray  # minutes since the open
-    session_minutes: np.ndarray  # 390 or 210
+    session_minutes: np.ndarray  # from the calendar (XNYS: 390, or 210 on half days)
     close: np.ndarray
     split: np.ndarray
     iv_atm_near: np.ndarray | None = None
@@ -79,6 +80,9 @@ class MarketData:
     near_dte: np.ndarray | None = None
     far_dte: np.ndarray | None = None
     options_valid: np.ndarray | None = None
+    # Repaired (flat, zero-volume) bars: never a signal or an entry bar (None = none).
+    filled: np.ndarray | None = None
+    session_day: np.ndarray | None = None  # session date as days since 1970 (None: UTC date)
     r: float = 0.0
     q: float = 0.0
     day: np.ndarray = field(init=False)
@@ -104,8 +108,18 @@ class MarketData:
         if n and not np.all(np.isfinite(self.close) & (self.close > 0)):
             bad = int(np.flatnonzero(~(np.isfinite(self.close) & (self.close > 0)))[0])
             raise DataValidationError("close price not positive/finite", where=f"row {bad}")
-        # Regular-session minutes lie between 13:30 and 21:00 UTC: the UTC date is the ET date.
-        self.day = self.ts // NS_PER_DAY
+        # The calendar's session date (days since 1970) when known: a CMES session opens
+        # the evening before its date. Otherwise the UTC date, which is the session date
+        # for XNYS (regular minutes lie between 13:30 and 21:00 UTC).
+        if self.session_day is not None:
+            self.day = np.asarray(self.session_day, dtype=np.int64)
+        else:
+            self.day = self.ts // NS_PER_DAY
+        self.filled = (
+            np.zeros(n, bool) if self.filled is None else np.asarray(self.filled, dtype=bool)
+        )
+        if self.filled.shape != (n,):
+            raise DataValidationError(f"column 'filled' has {self.filled.size} rows, ts has {n}")
         if self.options_valid is None:
             self.options_valid = (
                 np.isfinite(self.iv_atm_near) if self.iv_atm_near is not None else np.zeros(n, bool)
@@ -145,6 +159,16 @@ class MarketData:
             close=df["close"].to_numpy(),
             split=split,
             iv_atm_near=iv_near,
+            filled=(
+                df["filled"].fill_null(False).to_numpy().astype(bool)
+                if "filled" in df.columns
+                else None
+            ),
+            session_day=(
+                df["session"].cast(pl.Int32).to_numpy()
+                if "session" in df.columns and df["session"].dtype == pl.Date
+                else None
+            ),
             iv_atm_far=_col(df, "iv_atm_far", n),
             iv_put_25d=_col(df, "iv_put_25d", n),
             iv_call_25d=_col(df, "iv_call_25d", n),
@@ -189,12 +213,6 @@ def trailing_vol_1min(close: np.ndarray, session: np.ndarray, lookback: int) -> 
     np.maximum.accumulate(idx, out=idx)
     vol = np.where(np.isfinite(vol[idx]), vol[idx], 1.0e-3)
     return vol
-
-
-def weekend_roll(day: np.ndarray) -> np.ndarray:
-    """Move Saturday/Sunday epoch days to the following Monday (1970-01-01 was a Thursday)."""
-    wd = (day + 3) % 7  # 0 = Monday
-    return day + np.where(wd == 5, 2, np.where(wd == 6, 1, 0))
 
 
 class OptionBook:
@@ -305,6 +323,7 @@ class OptionPricer:
         iv_rv_ratio: float = 1.2,
         iv_skew_per_moneyness: float = -1.5,
         vol_lookback: int = 60,
+        calendar: str = "XNYS",
     ) -> None:
         if mode not in ("surface", "bars"):
             raise ValueError(f"unknown pricing mode {mode!r}")
@@ -315,6 +334,7 @@ class OptionPricer:
                 hint="set backtest.pricing=surface or give data.option_files",
             )
         self.market, self.mode, self.book = market, mode, book
+        self.calendar = calendar
         self.iv_skew = iv_skew_per_moneyness
         self.proxy_atm = (
             trailing_vol_1min(market.close, market.session, vol_lookback)
@@ -327,7 +347,7 @@ class OptionPricer:
         self.observed = np.isfinite(near) & (near > 0) & np.asarray(market.options_valid, bool)
 
     def expiry_day(self, rows: np.ndarray, dte: int) -> np.ndarray:
-        target = weekend_roll(self.market.day[rows] + int(dte))
+        target = roll_to_session(self.market.day[rows] + int(dte), self.calendar)
         if self.mode == "bars" and self.book is not None:
             return self.book.listed_expiry(target)
         return target

@@ -53,7 +53,7 @@ from marketjepa.artifacts import EMBEDDING_STAT_KEYS, atomic_path, read_json, wr
 from marketjepa.config import Config
 from marketjepa.console import make_progress, stage_line
 from marketjepa.data.windows import WindowDataset, WindowSpec, pretrain_starts
-from marketjepa.errors import MarketJepaError, TrainingDiverged
+from marketjepa.errors import DataValidationError, MarketJepaError, TrainingDiverged
 from marketjepa.train.checkpoint import (
     checkpoint_path,
     config_from_checkpoint,
@@ -373,11 +373,13 @@ def _train(
     )
     for name, s in (("training", train_starts), ("validation", val_starts)):
         if s.size < 2:
-            raise MarketJepaError(
-                f"only {s.size} {name} windows: each needs {spec.total_len} consecutive "
-                f"{name} rows (context+gap+target = {spec.context_patches}+{spec.gap_patches}+"
-                f"{spec.target_patches} patches of {spec.patch_len}); use more data or "
-                "smaller windows"
+            raise DataValidationError(
+                f"only {s.size} {name} windows (at least 2 needed): each needs "
+                f"{spec.total_len} consecutive {name} rows (context+gap+target = "
+                f"{spec.context_patches}+{spec.gap_patches}+{spec.target_patches} patches of "
+                f"{spec.patch_len})",
+                hint="use more data or smaller windows; `marketjepa inspect-data` with the "
+                "same --preset/--set says what fits",
             )
     global_batch = usable_batch(min(tc.batch_size, train_starts.size), env.world_size)
     steps_per_epoch = train_starts.size // global_batch
