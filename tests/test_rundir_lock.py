@@ -145,9 +145,10 @@ def test_unwritable_run_and_data_dirs_are_one_line_exit_2(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     runner = CliRunner()
+    data = ["--set", f"data.prepared_dir={tmp_path / 'prep'}", "--set", f"synth.out_dir={tmp_path}"]
     cases = [
-        (["run", "--preset", "tiny", "--run-dir", str(blocker / "run")], blocker / "run"),
-        (["run", "--preset", "tiny", "--set", f"runs_dir={blocker / 'runs'}"], blocker / "runs"),
+        (["run", "--preset", "tiny", "--run-dir", str(blocker / "run"), *data], blocker / "run"),
+        (["run", "--preset", "tiny", "--set", f"runs_dir={blocker / 'r'}", *data], blocker / "r"),
         (["synth", "--preset", "tiny", "--out", str(blocker / "raw" / "m")], blocker / "raw"),
         (
             [

@@ -113,14 +113,20 @@ def _holder(run_dir: Path) -> str:
     return f"PID {pid}" if pid.isdigit() else "another process"
 
 
+def make_dir(path: str | Path) -> Path:
+    """``mkdir -p`` with a one-line :class:`StorageError` when ``path`` cannot be created."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, path) from None
+    return path
+
+
 @contextmanager
 def run_dir_lock(run_dir: str | Path) -> Iterator[Path]:
     """Hold ``run_dir`` exclusively for the ``with`` block; clean its stale temp files."""
-    run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError.from_os_error(exc, run_dir) from None
+    run_dir = make_dir(run_dir)
     lock = FileLock(run_dir / LOCK_NAME, timeout=0)
     try:
         lock.acquire()
