@@ -18,8 +18,8 @@ SIGReg gradient is exactly that of the single-process loss.
 in Python needs the GIL; if that happens while the interpreter is finalizing, the thread
 is torn down mid C++ destructor and the process aborts ("terminate called without an
 active exception", SIGABRT) after all its work was written. Constructing DDP keeps the
-gloo group and its threads alive after ``destroy_process_group()`` (the reducer's
-autograd hooks hold it), so a late release can always happen. Hence: every collective
+gloo group and its threads alive after ``destroy_process_group()`` (measured: without
+DDP destroy joins them, with DDP they keep running), so a late release can happen. Hence: every collective
 here waits until gloo has let go of its tensor (:func:`_release`), teardown is a barrier
 then destroy (:func:`cleanup_distributed`), and a distributed rank ends with
 :func:`exit_process` — flush, then ``os._exit`` — so it never finalizes with gloo threads
@@ -112,7 +112,8 @@ def _release(t: torch.Tensor, timeout_s: float = 1.0) -> None:
 
     After a synchronous collective the worker thread may still hold the work (and the
     tensor) for a moment; if Python let go first, that thread would do the final release.
-    Gloo (CPU) only: NCCL work keeps tensors until its stream finishes, not a GIL hazard.
+    Gloo (CPU) only: NCCL work may hold tensors until its stream finishes, and waiting
+    for that would stall the GPU path.
     """
     if t.device.type != "cpu":
         return
