@@ -32,7 +32,7 @@ from marketjepa.config import Config, read_config
 from marketjepa.console import console, stage_line
 from marketjepa.errors import MarketJepaError
 from marketjepa.paths import prepared_dir, prepared_hash, synthetic_dir
-from marketjepa.rundir_lock import clean_data_temps, make_dir, run_dir_lock
+from marketjepa.rundir_lock import check_creatable, clean_data_temps, run_dir_lock
 
 STAGES = ["synth", "prepare", "pretrain", "diagnose", "probe", "policy", "backtest", "report"]
 RUN_STAGES = STAGES[2:]
@@ -244,7 +244,7 @@ def run_pipeline(
         if run_dir is not None:  # given or found: a second writer stops before the data stages
             locked.enter_context(run_dir_lock(run_dir))
         else:  # an unwritable runs_dir fails before the data stages too
-            make_dir(cfg.runs_dir)
+            check_creatable(cfg.runs_dir)
         prep = _prepare_data(cfg, redo)
         require_fit_prepared(cfg, prep)
         if run_dir is None:

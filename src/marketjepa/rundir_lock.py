@@ -123,6 +123,24 @@ def make_dir(path: str | Path) -> Path:
     return path
 
 
+def check_creatable(path: str | Path) -> None:
+    """Fail early (one-line :class:`StorageError`) when ``path`` could not be created,
+    without creating anything: its nearest existing ancestor must be a writable folder."""
+    path = Path(path)
+    base = path.absolute()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise StorageError(
+            f"cannot write {path}: Not a directory ({base} is a file) — choose another location"
+        )
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"cannot write {path}: Permission denied on {base} — fix its permissions or "
+            "choose another location"
+        )
+
+
 @contextmanager
 def run_dir_lock(run_dir: str | Path) -> Iterator[Path]:
     """Hold ``run_dir`` exclusively for the ``with`` block; clean its stale temp files."""
