@@ -25,6 +25,7 @@ import numpy as np
 
 from marketjepa import __version__
 from marketjepa.config import Config, save_config
+from marketjepa.errors import StorageError, is_storage_error
 
 # Scalar embedding statistics (a subset of evaluate.diagnostics.embedding_stats) that
 # pretraining logs per tensor as metrics.csv columns ``sig_<k>`` / ``probe_<k>`` and that
@@ -62,10 +63,19 @@ def to_jsonable(obj: Any) -> Any:
 
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temp path in the same folder; rename it onto ``path`` on success only."""
+    """Yield a temp path in the same folder; rename it onto ``path`` on success only.
+
+    An unwritable folder or a full disk becomes a one-line :class:`StorageError` naming
+    ``path`` (the OS error of a failed ``write`` carries no file name).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if is_storage_error(exc):
+            raise StorageError.from_os_error(exc, path) from None
+        raise
     os.close(fd)
     try:
         yield Path(tmp)
@@ -74,6 +84,11 @@ def atomic_path(path: str | Path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        if is_storage_error(exc):
+            exc.filename = None  # the temp name means nothing to a user; name the target
+            raise StorageError.from_os_error(exc, path) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -142,10 +157,17 @@ def new_run_dir(cfg: Config, runs_dir: str | Path | None = None) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = root / f"{stamp}-{cfg.name}"
     run_dir, n = base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = Path(f"{base}-{n}")
-    run_dir.mkdir(parents=True)
+    while True:
+        try:
+            run_dir.mkdir(parents=True)  # atomic claim: two runs started together differ
+            break
+        except FileExistsError:
+            n += 1
+            run_dir = Path(f"{base}-{n}")
+        except OSError as exc:
+            if is_storage_error(exc):
+                raise StorageError.from_os_error(exc, run_dir) from None
+            raise
     init_run_dir(run_dir, cfg)
     return run_dir
 

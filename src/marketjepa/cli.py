@@ -15,7 +15,7 @@ import typer
 
 from marketjepa.config import PRESETS, Config, ConfigError, load_config
 from marketjepa.console import console
-from marketjepa.errors import MarketJepaError
+from marketjepa.errors import MarketJepaError, StorageError, is_storage_error
 
 app = typer.Typer(
     add_completion=False,
@@ -46,7 +46,7 @@ def _config(preset: str, config: Path | None, overrides: list[str] | None) -> Co
 
 def _fail(exc: Exception) -> None:
     code = getattr(exc, "exit_code", 2)
-    console.print(f"[bold red]error:[/] {exc}")
+    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(code)
 
 
@@ -59,6 +59,10 @@ def _guard(fn):
             return fn(*args, **kwargs)
         except (ConfigError, MarketJepaError) as exc:
             _fail(exc)
+        except OSError as exc:  # unwritable path or disk full: one line, not a traceback
+            if not is_storage_error(exc):
+                raise
+            _fail(StorageError.from_os_error(exc, verb="use"))  # read or write: unknown here
 
     return wrapper
 
@@ -135,9 +139,12 @@ def _load_run(run_dir: Path, overrides: list[str] | None) -> Config:
 
 def _stage(stage: str, run_dir: Path, overrides: list[str] | None) -> None:
     from marketjepa.pipeline import ensure_prepared, run_stage
+    from marketjepa.rundir_lock import run_dir_lock
 
-    cfg = _load_run(run_dir, overrides)
-    run_stage(cfg, ensure_prepared(cfg), run_dir, stage)
+    _load_run(run_dir, None)  # "not a run directory" before creating a lock file there
+    with run_dir_lock(run_dir):
+        cfg = _load_run(run_dir, overrides)
+        run_stage(cfg, ensure_prepared(cfg), run_dir, stage)
 
 
 @app.command()
@@ -161,11 +168,33 @@ def pretrain(
     single-process and under `torchrun --nproc_per_node N` (DDP).
     """
     import os
+
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        _pretrain(preset, config, set_, run_dir, resume)
+        return
+    # Under torchrun a rank ends with exit_process (flush + os._exit) on success and on a
+    # user-facing error, so it never finalizes with DDP's gloo threads alive.
+    from marketjepa.train.distributed import exit_process
+
+    try:
+        _pretrain(preset, config, set_, run_dir, resume)
+    except typer.Exit as exc:
+        exit_process(exc.exit_code)
+    exit_process(0)
+
+
+@_guard
+def _pretrain(
+    preset: str, config: Path | None, set_: list[str] | None, run_dir: Path | None, resume: bool
+) -> None:
+    import os
     import time
+    from contextlib import nullcontext
 
     from marketjepa.artifacts import init_run_dir, new_run_dir
     from marketjepa.paths import prepared_dir
     from marketjepa.pipeline import ensure_prepared, ensure_synthetic, mark_stage, record_inputs
+    from marketjepa.rundir_lock import run_dir_lock
     from marketjepa.train.pretrain import pretrain as run_pretrain
 
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -184,16 +213,19 @@ def pretrain(
         prep = ensure_prepared(cfg)
         if run_dir is None:
             run_dir = new_run_dir(cfg)
-        elif not (run_dir / "config.yaml").exists():
-            init_run_dir(run_dir, cfg)
-        record_inputs(run_dir, prep)
     else:
         prep = prepared_dir(cfg)
         _wait_for([prep / "manifest.json", run_dir / "config.yaml"])
-    t0 = time.perf_counter()
-    run_pretrain(cfg, prep, run_dir, resume=resume)
-    if rank == 0:
-        mark_stage(cfg, run_dir, "pretrain", time.perf_counter() - t0)
+    # Rank 0 is the run directory's one writer; the other ranks write nothing there.
+    with run_dir_lock(run_dir) if rank == 0 else nullcontext():
+        if rank == 0:
+            if not (run_dir / "config.yaml").exists():
+                init_run_dir(run_dir, cfg)
+            record_inputs(run_dir, prep)
+        t0 = time.perf_counter()
+        run_pretrain(cfg, prep, run_dir, resume=resume)
+        if rank == 0:
+            mark_stage(cfg, run_dir, "pretrain", time.perf_counter() - t0)
 
 
 def _wait_for(paths: list[Path], timeout_s: float = 3600.0) -> None:
@@ -244,9 +276,13 @@ def backtest(run_dir: RunDirArg, set_: SetOpt = None) -> None:
 @_guard
 def report(run_dir: RunDirArg) -> None:
     """Write report.md and report.html (with plots) for a run."""
-    from marketjepa.report.build import build_report
+    from contextlib import nullcontext
 
-    path = build_report(run_dir)
+    from marketjepa.report.build import build_report
+    from marketjepa.rundir_lock import run_dir_lock
+
+    with run_dir_lock(run_dir) if run_dir.is_dir() else nullcontext():
+        path = build_report(run_dir)
     console.print(f"report: {path}")
 
 

@@ -48,3 +48,44 @@ class TrainingDiverged(MarketJepaError):
     """NaN/inf loss or gradient; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+class RunDirBusy(MarketJepaError):
+    """Another process holds the run directory's lock."""
+
+    exit_code = 2
+
+
+# errno values that mean "this path cannot be written" rather than a bug.
+STORAGE_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EEXIST", "EISDIR"}
+
+
+class StorageError(MarketJepaError):
+    """A path cannot be written: no permission, read-only, disk full, not a folder."""
+
+    exit_code = 2
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: object = None, verb: str = "write") -> StorageError:
+        """``cannot <verb> <path>: <reason> — <hint>``; the error's own file name wins."""
+        import errno
+        import os
+
+        where = exc.filename if exc.filename is not None else path
+        name = errno.errorcode.get(exc.errno or 0, "")
+        reason = exc.strerror or os.strerror(exc.errno or 0)
+        hint = {
+            "ENOSPC": "free disk space or point the output elsewhere",
+            "EDQUOT": "free disk space or point the output elsewhere",
+            "EACCES": "fix its permissions or choose another location",
+            "EPERM": "fix its permissions or choose another location",
+            "EROFS": "choose a writable location",
+        }.get(name, "choose another location")
+        return cls(f"cannot {verb} {where}: {reason} — {hint}")
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """An OSError that says a path is unwritable (see ``STORAGE_ERRNOS``)."""
+    import errno
+
+    return isinstance(exc, OSError) and errno.errorcode.get(exc.errno or 0) in STORAGE_ERRNOS

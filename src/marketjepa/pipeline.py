@@ -5,12 +5,19 @@ depends on (cumulatively: a stage's hash covers all upstream sections too). A st
 skipped when its recorded hash equals the current one and its main output exists;
 ``force`` recomputes everything, ``from_stage`` recomputes that stage and all after it.
 Raw synthetic data and prepared datasets are cached outside the run, by their own hash.
+
+The run directory is locked for the whole run (:mod:`marketjepa.rundir_lock`). A
+pretrain that was killed resumes from ``checkpoints/last.pt`` when that checkpoint was
+written for the same pretraining configuration, and says so; ``force`` (or ``--from``
+pretrain or earlier) restarts it from scratch.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +31,8 @@ from marketjepa.artifacts import (
 from marketjepa.config import Config, read_config
 from marketjepa.console import console, stage_line
 from marketjepa.errors import MarketJepaError
-from marketjepa.paths import prepared_hash, synthetic_dir
+from marketjepa.paths import prepared_dir, prepared_hash, synthetic_dir
+from marketjepa.rundir_lock import check_creatable, clean_data_temps, run_dir_lock
 
 STAGES = ["synth", "prepare", "pretrain", "diagnose", "probe", "policy", "backtest", "report"]
 RUN_STAGES = STAGES[2:]
@@ -133,6 +141,35 @@ def run_stage(
     mark_stage(cfg, run_dir, stage, time.perf_counter() - t0)
 
 
+def resumable_pretrain(cfg: Config, run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds an unfinished pretrain's ``last.pt`` for this config."""
+    from marketjepa.train.checkpoint import checkpoint_path
+    from marketjepa.train.pretrain import same_pretrain_config
+
+    last = checkpoint_path(run_dir, "last")
+    if not last.exists():
+        return False
+    try:
+        if same_pretrain_config(cfg, last):
+            return True
+        why = "was written for another configuration"
+    except MarketJepaError as exc:
+        why = f"is unusable ({exc})"
+    stage_line("pretrain", f"{last} {why}; starting over")
+    return False
+
+
+def pretrain_stage(cfg: Config, prep: Path, run_dir: Path, restart: bool = False) -> None:
+    """Pretrain, resuming a killed run's ``last.pt`` of the same config unless ``restart``."""
+    from marketjepa.train.checkpoint import checkpoint_path
+    from marketjepa.train.pretrain import pretrain
+
+    resume = not restart and resumable_pretrain(cfg, run_dir)
+    if restart and checkpoint_path(run_dir, "last").exists():
+        stage_line("pretrain", "restarting from scratch (--force / --from): last.pt not used")
+    pretrain(cfg, prep, run_dir, resume=resume)
+
+
 def record_inputs(run_dir: Path, prep: Path) -> None:
     """Put the prepared dataset and the raw-input fingerprints into the run's manifest."""
     prepared_manifest = prep / "manifest.json"
@@ -152,10 +189,9 @@ def _stage_functions() -> dict[str, Callable[[Config, Path, Path], object]]:
     from marketjepa.report.build import build_report
     from marketjepa.trading.backtest import run_backtest
     from marketjepa.trading.policy import run_policy
-    from marketjepa.train.pretrain import pretrain
 
     return {
-        "pretrain": lambda cfg, prep, run: pretrain(cfg, prep, run),
+        "pretrain": pretrain_stage,
         "diagnose": run_diagnose,
         "probe": run_probes,
         "policy": run_policy,
@@ -199,28 +235,43 @@ def run_pipeline(
     redo = lambda stage: force or (from_stage is not None and STAGES.index(stage) >= start)  # noqa: E731
 
     t0 = time.perf_counter()
-    if cfg.data.source == "synthetic":
-        ensure_synthetic(cfg, force=redo("synth"))
-    prep = ensure_prepared(cfg, force=redo("prepare"))
     if stop <= STAGES.index("prepare"):
-        return prep
-    require_fit_prepared(cfg, prep)
+        return _prepare_data(cfg, redo)
 
-    if run_dir is None:
-        run_dir = None if force else find_run(cfg)
-        run_dir = run_dir or new_run_dir(cfg)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "config.yaml").exists() or force:
-        init_run_dir(run_dir, cfg)
-    record_inputs(run_dir, prep)
-    console.print(f"run directory: [bold]{run_dir}[/]")
+    with ExitStack() as locked:
+        if run_dir is None and not force:
+            run_dir = find_run(cfg)
+        if run_dir is not None:  # given or found: a second writer stops before the data stages
+            locked.enter_context(run_dir_lock(run_dir))
+        else:  # an unwritable runs_dir fails before the data stages too
+            check_creatable(cfg.runs_dir)
+        prep = _prepare_data(cfg, redo)
+        require_fit_prepared(cfg, prep)
+        if run_dir is None:
+            run_dir = new_run_dir(cfg)
+            locked.enter_context(run_dir_lock(run_dir))
+        if not (run_dir / "config.yaml").exists() or force:
+            init_run_dir(run_dir, cfg)
+        record_inputs(run_dir, prep)
+        console.print(f"run directory: [bold]{run_dir}[/]")
 
-    functions = _stage_functions()
-    for stage in RUN_STAGES[: stop - 1]:
-        if not redo(stage) and stage_done(cfg, run_dir, stage):
-            stage_line(stage, f"skipped: outputs exist for this config ({STAGE_OUTPUT[stage]})")
-            continue
-        run_stage(cfg, prep, run_dir, stage, functions[stage])
+        functions = _stage_functions()
+        for stage in RUN_STAGES[: stop - 1]:
+            if not redo(stage) and stage_done(cfg, run_dir, stage):
+                stage_line(stage, f"skipped: outputs exist for this config ({STAGE_OUTPUT[stage]})")
+                continue
+            fn = functions[stage]
+            if stage == "pretrain":
+                fn = functools.partial(pretrain_stage, restart=redo(stage))
+            run_stage(cfg, prep, run_dir, stage, fn)
     console.print(f"[bold]done[/] in {time.perf_counter() - t0:.0f} s — {run_dir}")
     return run_dir
+
+
+def _prepare_data(cfg: Config, redo: Callable[[str], bool]) -> Path:
+    # Leftovers of killed runs go at start, also when the cached data is reused.
+    clean_data_temps(prepared_dir(cfg).parent)
+    if cfg.data.source == "synthetic":
+        clean_data_temps(synthetic_dir(cfg).parent)
+        ensure_synthetic(cfg, force=redo("synth"))
+    return ensure_prepared(cfg, force=redo("prepare"))

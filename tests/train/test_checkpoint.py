@@ -117,3 +117,23 @@ def test_load_refuses_pickled_objects_and_missing_files(tmp_path):
         load_checkpoint(path)
     with pytest.raises(MarketJepaError, match="checkpoint not found"):
         load_model(tmp_path / "nothing")
+
+
+def test_corrupt_checkpoint_errors_never_suggest_weights_only_false(tmp_path):
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format_version": 1, "obj": Killed()}, pickled)
+    with pytest.raises(Exception, match="weights_only"):  # torch's own advice ...
+        torch.load(pickled, weights_only=True)
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, {"epoch": 1, "w": torch.ones(64)})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all\n")
+    for path in (pickled, truncated, garbage):
+        with pytest.raises(MarketJepaError) as info:
+            load_checkpoint(path)
+        msg = str(info.value)
+        assert msg.startswith(f"{path}: not a readable checkpoint"), msg
+        assert "weights_only" not in msg and "\n" not in msg, msg  # ... is never passed on
+        assert "delete it and rerun" in msg

@@ -1,9 +1,13 @@
-"""DDP with 2 gloo processes on CPU equals the single-process run on the whole batch."""
+"""DDP with 2 gloo processes on CPU equals the single-process run on the whole batch,
+and a rank exits cleanly even when a gloo thread releases a tensor at shutdown."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +19,8 @@ from marketjepa.config import load_config
 from marketjepa.data.windows import WindowDataset, WindowSpec, pretrain_starts
 from marketjepa.model.jepa import LeJEPA
 from marketjepa.train.distributed import (
+    cleanup_distributed,
+    exit_process,
     make_reduce_fn,
     mean_across_ranks,
     setup_distributed,
@@ -79,7 +85,8 @@ def _worker(rank: int, port: int, out_dir: str, x, split) -> None:
     if rank == 0:
         torch.save({"values": values, "grads": grads}, os.path.join(out_dir, "step.pt"))
     train_lejepa(cfg, x, split, os.path.join(out_dir, "ddp"))
-    torch.distributed.destroy_process_group()
+    cleanup_distributed(env)
+    exit_process(0)
 
 
 def _free_port() -> int:
@@ -117,3 +124,99 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
     for a, b in zip(single, multi, strict=True):
         for c in ("train_loss", "train_pred", "train_sigreg", "val_loss", "probe_rankme"):
             assert float(b[c]) == pytest.approx(float(a[c]), rel=1e-4, abs=1e-5), c
+
+
+# ------------------------------------------------------------- exit under a late release
+#
+# The abort this guards against: DDP keeps the gloo group's worker threads alive after
+# destroy_process_group(); a worker that drops the last reference to a Python-created
+# tensor needs the GIL, and if the interpreter is finalizing by then the thread is torn
+# down inside a C++ destructor → "terminate called without an active exception", SIGABRT.
+# Normally the window is microseconds (1-4% of runs). The race is forced here: after
+# teardown, each rank starts one more all-reduce on the still-alive group; on rank 1 its
+# completion runs a Python callback on the gloo thread (needs the GIL, like that release),
+# and rank 0 joins it only once rank 1 is finalizing (a sentinel collected during module
+# teardown signals, then waits), has ended, or after 60 s. So rank 1's gloo thread wants
+# the GIL while rank 1 finalizes — or never, if rank 1 ended without finalizing.
+# MARKETJEPA_TEST_PLAIN_EXIT=1 makes the ranks return instead of calling exit_process (the
+# old teardown): the test then fails, rank SIGABRT.
+
+
+class _SignalWhenFinalizing:
+    """Collected during interpreter finalization: signal rank 0, then give gloo time."""
+
+    def __init__(self, flag: Path) -> None:
+        self.flag = flag
+
+    def __del__(self) -> None:
+        self.flag.touch()
+        time.sleep(10.0)  # the gloo thread's callback lands here (GIL free) and aborts
+
+
+def _finished(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def _late_release_worker(rank: int, port: int, tmp: str, clean_exit: bool) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(WORLD),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    env = setup_distributed("cpu")
+    net = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2))
+    net(torch.ones(4, 3)).sum().backward()
+    mean_across_ranks(torch.ones(2), env)
+    group = torch.distributed.group.WORLD
+    cleanup_distributed(env)  # barrier + destroy; DDP keeps `group` and its threads alive
+
+    flag, pid_file = Path(tmp) / "finalizing", Path(tmp) / "rank1.pid"
+    if rank == 1:
+        pid_file.write_text(str(os.getpid()))
+        sys.modules[__name__]._sentinel = _SignalWhenFinalizing(flag)
+        # Completing this work makes its gloo thread take the GIL (the Python callback, as
+        # a Python-made tensor's last release does), while rank 1 finalizes.
+        group.allreduce([torch.ones(4)]).get_future().then(lambda fut: None)
+    else:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        pid = int(pid_file.read_text())
+        while not flag.exists() and not _finished(pid) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        group.allreduce([torch.ones(4)])
+        while not _finished(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)  # stay connected: rank 1's work completes, no peer error
+    if clean_exit:
+        exit_process(0)
+
+
+def _spawn_late_release(tmp_path, clean_exit: bool) -> None:
+    mp.spawn(
+        _late_release_worker,
+        args=(_free_port(), str(tmp_path), clean_exit),
+        nprocs=WORLD,
+        join=True,
+    )
+
+
+# /proc tells rank 0 that rank 1 ended.
+needs_forced_race = pytest.mark.skipif(
+    not torch.distributed.is_available() or sys.platform != "linux",
+    reason="needs torch.distributed and Linux /proc",
+)
+
+
+@needs_forced_race
+def test_rank_exit_survives_a_late_gloo_release(tmp_path):
+    """With exit_process both ranks exit 0; with a plain return (the old teardown,
+    MARKETJEPA_TEST_PLAIN_EXIT=1) a rank dies with SIGABRT."""
+    plain = os.environ.get("MARKETJEPA_TEST_PLAIN_EXIT") == "1"
+    _spawn_late_release(tmp_path, clean_exit=not plain)  # raises if a rank exits non-zero

@@ -38,6 +38,7 @@ from marketjepa.data.normalize import Normalizer
 from marketjepa.data.splits import SPLIT_NAMES, day_splits, days_per_split, row_splits
 from marketjepa.data.windows import WindowSpec, pretrain_starts
 from marketjepa.errors import DataValidationError, MarketJepaError
+from marketjepa.rundir_lock import clean_data_temps
 
 BAR_COLUMNS = {
     "ts": pl.Int64,
@@ -333,6 +334,7 @@ def write_prepared(build: PreparedBuild, out_dir: str | Path) -> Path:
     """Write the dataset folder atomically (temp folder renamed into place)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    clean_data_temps(out_dir.parent)  # temp and old folders of killed runs
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:

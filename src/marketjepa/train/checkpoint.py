@@ -28,7 +28,7 @@ import yaml
 
 from marketjepa.artifacts import atomic_path
 from marketjepa.config import Config, build_config
-from marketjepa.errors import MarketJepaError, StageInputMissing
+from marketjepa.errors import MarketJepaError, StageInputMissing, StorageError
 
 FORMAT_VERSION = 1
 
@@ -41,7 +41,14 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically (temp file + rename)."""
     payload = {"format_version": FORMAT_VERSION, **state}
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # torch's C++ writer reports a failed write this way
+            if "write" not in str(exc).lower():
+                raise
+            raise StorageError(
+                f"cannot write {path}: the write failed — check free disk space and permissions"
+            ) from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -52,12 +59,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-        raise MarketJepaError(f"{path}: not a readable checkpoint ({exc})") from None
+        raise MarketJepaError(f"{path}: not a readable checkpoint ({_reason(exc)})") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise MarketJepaError(
             f"{path}: unsupported checkpoint format (expected format_version {FORMAT_VERSION})"
         )
     return state
+
+
+def _reason(exc: Exception) -> str:
+    """Why a load failed, without torch's advice to retry with ``weights_only=False``
+    (that would unpickle arbitrary code from a file that is corrupt or not ours)."""
+    text = str(exc)
+    if "weights_only" in text or isinstance(exc, pickle.UnpicklingError):
+        return (
+            "it holds objects other than tensors and plain values, so it was not written by "
+            "marketjepa or is corrupt; delete it and rerun the stage that writes it"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"corrupt or truncated: {first[:200]}; delete it and rerun the stage that writes it"
 
 
 def config_from_checkpoint(state: dict[str, Any]) -> Config:

@@ -13,11 +13,24 @@ sums are all-reduced inside the loss with :func:`all_reduce_sum`, whose backward
 the adjoint of a sum across ranks (an all-reduce of the incoming gradients, ``W`` ×
 the local gradient since every rank computes the same loss). After DDP's ÷W the
 SIGReg gradient is exactly that of the single-process loss.
+
+**Clean exit.** A gloo worker thread that drops the last reference to a tensor created
+in Python needs the GIL; if that happens while the interpreter is finalizing, the thread
+is torn down mid C++ destructor and the process aborts ("terminate called without an
+active exception", SIGABRT) after all its work was written. Constructing DDP keeps the
+gloo group and its threads alive after ``destroy_process_group()`` (measured: without
+DDP destroy joins them, with DDP they keep running), so a late release can happen. Hence: every collective
+here waits until gloo has let go of its tensor (:func:`_release`), teardown is a barrier
+then destroy (:func:`cleanup_distributed`), and a distributed rank ends with
+:func:`exit_process` — flush, then ``os._exit`` — so it never finalizes with gloo threads
+alive. ``tests/train/test_ddp.py`` forces the late release to show the abort and the fix.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,9 +80,46 @@ def setup_distributed(device_pref: str = "auto") -> DistEnv:
     return DistEnv(rank, world, local_rank, device)
 
 
-def cleanup_distributed(env: DistEnv) -> None:
+def cleanup_distributed(env: DistEnv, ok: bool = True) -> None:
+    """Barrier (every rank finished its collectives), then destroy the process group.
+
+    After a failure (``ok=False``) the other ranks may never reach the barrier, so the
+    group is destroyed at once; their next collective fails instead of waiting forever.
+    """
     if env.distributed and dist.is_initialized():
+        if ok:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_process(code: int = 0) -> None:
+    """End a distributed rank now: flush stdio and ``os._exit`` without finalizing.
+
+    Skipping interpreter finalization is what makes the exit safe: gloo threads that DDP
+    keeps alive can no longer need the GIL of a finalizing interpreter. Call it only after
+    every file is written and closed (``cleanup_distributed`` first).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing left to save
+            pass
+    os._exit(code)
+
+
+def _release(t: torch.Tensor, timeout_s: float = 1.0) -> None:
+    """Wait until no gloo work holds ``t`` any more, so Python drops its last reference.
+
+    After a synchronous collective the worker thread may still hold the work (and the
+    tensor) for a moment; if Python let go first, that thread would do the final release.
+    Gloo (CPU) only: NCCL work may hold tensors until its stream finishes, and waiting
+    for that would stall the GPU path.
+    """
+    if t.device.type != "cpu":
+        return
+    deadline = time.monotonic() + timeout_s
+    while t._use_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.0005)
 
 
 def shard(batch: np.ndarray, env: DistEnv) -> np.ndarray:
@@ -92,12 +142,14 @@ class _AllReduceSum(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         y = x.clone()
         dist.all_reduce(y, op=dist.ReduceOp.SUM)
+        _release(y)
         return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         g = grad.clone()
         dist.all_reduce(g, op=dist.ReduceOp.SUM)
+        _release(g)
         return g
 
 
@@ -116,6 +168,7 @@ def mean_across_ranks(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
         return values
     out = values.clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    _release(out)
     return out / env.world_size
 
 
@@ -125,4 +178,5 @@ def broadcast_flag(flag: bool, env: DistEnv) -> bool:
         return flag
     t = torch.tensor([1 if flag else 0], device=env.device)
     dist.broadcast(t, src=0)
+    _release(t)
     return bool(t.item())

@@ -168,6 +168,13 @@ def _comparable(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     } | {"train": train}
 
 
+def same_pretrain_config(cfg: Config, last: Path) -> bool:
+    """Whether checkpoint ``last`` was written for ``cfg``'s pretraining configuration
+    (the windows/model/loss/train sections, up to the keys a resume may change)."""
+    old = config_from_checkpoint(load_checkpoint(last))
+    return _comparable(old.to_dict()) == _comparable(cfg.to_dict())
+
+
 def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
@@ -335,11 +342,14 @@ def train_lejepa(
     owns_group = not torch.distributed.is_initialized()  # a caller's group is left alone
     env = setup_distributed(cfg.train.device)
     owns_group = owns_group and env.distributed
+    ok = False
     try:
-        return _train(cfg, features, split, run_dir, truth, resume, on_epoch_end, env)
+        out = _train(cfg, features, split, run_dir, truth, resume, on_epoch_end, env)
+        ok = True
+        return out
     finally:
         if owns_group:
-            cleanup_distributed(env)
+            cleanup_distributed(env, ok)
 
 
 def _train(

@@ -33,6 +33,7 @@ from marketjepa.data.synthetic.market import (
 from marketjepa.data.synthetic.options import COLUMNS, day_option_bars
 from marketjepa.data.synthetic.stock import POST, PRE
 from marketjepa.errors import MarketJepaError
+from marketjepa.rundir_lock import clean_data_temps
 
 GENERATOR = "marketjepa.data.synthetic"
 WRITE_THREADS = 2
@@ -169,8 +170,9 @@ def generate_market(cfg: SynthConfig, out_dir: Path, progress: bool = True) -> d
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     _check_target(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)  # an unwritable place fails first
+    clean_data_temps(out_dir.parent)  # partial markets of killed runs
     market = simulate_market(cfg)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
