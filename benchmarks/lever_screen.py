@@ -64,7 +64,9 @@ def main() -> None:
             flush=True,
         )
 
-    train_lejepa(cfg, x, split, args.out, truth=data.truth, on_epoch_end=on_epoch)
+    train_lejepa(
+        cfg, x, split, args.out, truth=data.truth, on_epoch_end=on_epoch, session=data.session
+    )
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from marketjepa.config import Config
 from marketjepa.console import make_progress, stage_line
 from marketjepa.data.windows import WindowDataset, WindowSpec, pretrain_starts
 from marketjepa.errors import MarketJepaError, TrainingDiverged
+from marketjepa.model.future_summary import FutureMeans
 from marketjepa.train.checkpoint import (
     checkpoint_path,
     config_from_checkpoint,
@@ -218,6 +219,7 @@ def train_step(
     cfg: Config,
     device: torch.device,
     gap: torch.Tensor | None = None,
+    future: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Forward, backward and gradient clipping of one step (no update yet).
 
@@ -226,7 +228,15 @@ def train_step(
     both logs them and lets the caller refuse a non-finite update.
     """
     with autocast_ctx(device, cfg.train.bf16):
-        out = net(context, target, step=step, seed=cfg.train.seed, reduce_fn=reduce_fn, gap=gap)
+        out = net(
+            context,
+            target,
+            step=step,
+            seed=cfg.train.seed,
+            reduce_fn=reduce_fn,
+            gap=gap,
+            future=future,
+        )
     optimizer.zero_grad(set_to_none=True)
     out["loss"].backward()
     clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else math.inf
@@ -246,6 +256,7 @@ def evaluate_validation(
     token_pos: np.ndarray,
     cfg: Config,
     device: torch.device,
+    future_means: FutureMeans | None = None,
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Validation losses and embeddings ``(losses, z_probe [n, d], z_sig [n, d])``.
 
@@ -262,8 +273,9 @@ def evaluate_validation(
     for idx in np.array_split(np.arange(starts.size), n_chunks):
         ctx, tgt = data.batch(starts[idx])
         gap = data.gap(starts[idx]) if _needs_gap(cfg) else None
+        fut = future_means(data.spec.anchor(starts[idx])) if future_means is not None else None
         with autocast_ctx(device, cfg.train.bf16):
-            out = model(ctx, tgt, step=0, seed=seed, gap=gap)
+            out = model(ctx, tgt, step=0, seed=seed, gap=gap, future=fut)
         vals = torch.stack([out["loss"], out["pred"], out["sigreg"]]).float().cpu().numpy()
         sums += vals * idx.size
         probe.append(out["z_probe"].float().cpu())
@@ -311,7 +323,13 @@ def pretrain(cfg: Config, prepared_dir: Path, run_dir: Path, resume: bool = Fals
 
     data = PreparedData.load(Path(prepared_dir))
     return train_lejepa(
-        cfg, data.features, data.split, Path(run_dir), truth=data.truth, resume=resume
+        cfg,
+        data.features,
+        data.split,
+        Path(run_dir),
+        truth=data.truth,
+        resume=resume,
+        session=data.session,
     )
 
 
@@ -323,12 +341,14 @@ def train_lejepa(
     truth: dict[str, np.ndarray] | None = None,
     resume: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    session: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Pretrain LeJEPA on ``features [N, F]`` with ``split [N]`` (0 train, 1 val).
 
     ``truth`` (synthetic data) holds row-aligned ``regime`` and ``filter_p*`` arrays for
     the latent probe. ``on_epoch_end(epoch, row, model)`` runs after each epoch's
-    checkpoint is written (progress hooks, experiments). Returns the ``pretrain.json``
+    checkpoint is written (progress hooks, experiments). ``session [N]`` (trading-day
+    index) is needed only by ``loss.aux_future_mean``. Returns the ``pretrain.json``
     summary (rank 0; other ranks get a dict with ``status`` only).
     """
     run_dir = Path(run_dir)
@@ -336,7 +356,7 @@ def train_lejepa(
     env = setup_distributed(cfg.train.device)
     owns_group = owns_group and env.distributed
     try:
-        return _train(cfg, features, split, run_dir, truth, resume, on_epoch_end, env)
+        return _train(cfg, features, split, run_dir, truth, resume, on_epoch_end, env, session)
     finally:
         if owns_group:
             cleanup_distributed(env)
@@ -351,6 +371,7 @@ def _train(
     resume: bool,
     on_epoch_end: EpochCallback | None,
     env: DistEnv,
+    session: np.ndarray | None = None,
 ) -> dict[str, Any]:
     from marketjepa.model.jepa import LeJEPA
 
@@ -441,6 +462,14 @@ def _train(
         compile_model(model)
     reduce_fn = make_reduce_fn(env)
     data = WindowDataset(features, spec, device)
+    future_means = None
+    if cfg.loss.aux_future_mean > 0:
+        if session is None or np.shape(session) != split.shape:
+            raise MarketJepaError(
+                "loss.aux_future_mean needs the trading-day index of every row (session [N]) "
+                "to mask future spans that cross the close"
+            )
+        future_means = FutureMeans(features, session, split, cfg.loss.future_mean_spans, device)
     # Reused batch buffers: equal shards every step, and no page faults per batch on CPU.
     local_batch = global_batch // env.world_size
     ctx_buf = torch.empty(local_batch, spec.context_len, features.shape[1], device=device)
@@ -479,8 +508,9 @@ def _train(
                 ctx = data.context(local, out=ctx_buf)
                 tgt = data.target(local, out=tgt_buf)
                 gap = data.gap(local, out=gap_buf) if gap_buf is not None else None
+                fut = future_means(spec.anchor(local)) if future_means is not None else None
                 vals = train_step(
-                    net, model, optimizer, ctx, tgt, step, reduce_fn, cfg, device, gap=gap
+                    net, model, optimizer, ctx, tgt, step, reduce_fn, cfg, device, gap, fut
                 )
                 for name, v in vals.items():
                     if not math.isfinite(v):
@@ -505,7 +535,18 @@ def _train(
             stop = False
             if env.is_main:
                 row = _epoch_row(
-                    model, data, val_starts, val_tok, regime, filt, cfg, device, epoch, step, lr
+                    model,
+                    data,
+                    val_starts,
+                    val_tok,
+                    regime,
+                    filt,
+                    cfg,
+                    device,
+                    epoch,
+                    step,
+                    lr,
+                    future_means,
                 )
                 row.update(
                     train_loss=train_means[0],
@@ -592,8 +633,12 @@ def _train(
     return summary
 
 
-def _epoch_row(model, data, val_starts, val_tok, regime, filt, cfg, device, epoch, step, lr):
-    losses, z_probe, z_sig = evaluate_validation(model, data, val_starts, val_tok, cfg, device)
+def _epoch_row(
+    model, data, val_starts, val_tok, regime, filt, cfg, device, epoch, step, lr, fut_means=None
+):
+    losses, z_probe, z_sig = evaluate_validation(
+        model, data, val_starts, val_tok, cfg, device, fut_means
+    )
     row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": lr, **losses}
     if np.isfinite(z_probe).all() and np.isfinite(z_sig).all():
         row.update(_diagnostics(z_sig, "sig_", cfg.eval.dead_dim_share))
