@@ -65,7 +65,14 @@ def main() -> None:
         )
 
     train_lejepa(
-        cfg, x, split, args.out, truth=data.truth, on_epoch_end=on_epoch, session=data.session
+        cfg,
+        x,
+        split,
+        args.out,
+        truth=data.truth,
+        on_epoch_end=on_epoch,
+        session=data.session,
+        feature_names=data.feature_names,
     )
 
 

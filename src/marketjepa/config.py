@@ -225,6 +225,8 @@ class LossConfig(_Section):
     aux_future_mean: float = Field(0.0, ge=0)
     future_mean_spans: list[int] = Field(default_factory=lambda: [30, 60, 120])
     future_mean_head: Literal["linear", "mlp"] = "linear"
+    # Feature names whose future means are targets (empty = every input feature).
+    future_mean_features: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:

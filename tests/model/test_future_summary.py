@@ -55,6 +55,9 @@ def test_future_means_are_span_means_masked_at_the_session_close():
     assert int((~valid[:, 1]).sum()) == 6 * 10
     with pytest.raises(ValueError, match="spans"):
         FutureMeans(x, session, split, spans=[])
+    sub, sub_valid = FutureMeans(x, session, split, spans=[3, 10], columns=[2, 0])(anchors)
+    torch.testing.assert_close(sub, y[:, :, [2, 0]])
+    assert torch.equal(sub_valid, valid)
 
 
 def test_embedding_ignores_bars_after_the_context_while_the_target_moves():
@@ -133,3 +136,10 @@ def test_pretraining_loop_runs_with_the_auxiliary_and_needs_sessions(tmp_path):
     assert out["status"] == "completed"
     with pytest.raises(MarketJepaError, match="session"):
         train_lejepa(cfg, x, split, tmp_path / "run2")
+    sub = cfg.model_copy(
+        update={"loss": cfg.loss.model_copy(update={"future_mean_features": ["c", "z"]})}
+    )
+    with pytest.raises(MarketJepaError, match=r"unknown feature\(s\) \['z'\]"):
+        train_lejepa(
+            sub, x, split, tmp_path / "run3", session=session, feature_names=["a", "b", "c"]
+        )

@@ -73,7 +73,8 @@ class FutureMeans:
     """Future span means and their validity at given anchor rows (module docstring).
 
     ``features [N, F]``, ``session [N]`` (trading-day index, contiguous runs in row
-    order), ``split [N]``; ``spans`` in bars. Both ``session`` and ``split`` are compared
+    order), ``split [N]``; ``spans`` in bars; ``columns`` the feature columns whose means
+    are targets (``None`` = all). Both ``session`` and ``split`` are compared
     at the anchor and at the span's last row: rows are in time order and a day lies in
     one split, so equal endpoints mean the whole span is inside the anchor's day.
     """
@@ -85,8 +86,11 @@ class FutureMeans:
         split: np.ndarray,
         spans: Sequence[int],
         device: str | torch.device = "cpu",
+        columns: Sequence[int] | None = None,
     ) -> None:
         x = np.asarray(features, dtype=np.float64)
+        if columns is not None and x.ndim == 2:
+            x = x[:, list(columns)]
         session, split = np.asarray(session), np.asarray(split)
         if x.ndim != 2 or session.shape != (x.shape[0],) or split.shape != (x.shape[0],):
             raise ValueError(

@@ -106,8 +106,9 @@ class LeJEPA(nn.Module):
         self.future_head: FutureMeanHead | None = None
         if loss_cfg.aux_future_mean > 0:
             n_spans = len(loss_cfg.future_mean_spans)
+            n_out = len(loss_cfg.future_mean_features) or n_features
             self.future_head = FutureMeanHead(
-                model_cfg.d_model, n_spans, n_features, loss_cfg.future_mean_head
+                model_cfg.d_model, n_spans, n_out, loss_cfg.future_mean_head
             )
 
     @property

@@ -291,6 +291,20 @@ def evaluate_validation(
     )
 
 
+def _feature_columns(wanted: list[str], names: list[str] | None) -> list[int] | None:
+    """Column indices of ``loss.future_mean_features`` (``None`` = all features)."""
+    if not wanted:
+        return None
+    missing = [w for w in wanted if names is None or w not in names]
+    if missing:
+        raise MarketJepaError(
+            f"loss.future_mean_features: unknown feature(s) {missing}; the features are "
+            f"{names if names is not None else '(no feature names given)'}"
+        )
+    assert names is not None  # every name was found
+    return [names.index(w) for w in wanted]
+
+
 def _needs_gap(cfg: Config) -> bool:
     """The full-sequence target path encodes the gap bars too."""
     return cfg.loss.target_path == "sequence" and cfg.windows.gap_patches > 0
@@ -330,6 +344,7 @@ def pretrain(cfg: Config, prepared_dir: Path, run_dir: Path, resume: bool = Fals
         truth=data.truth,
         resume=resume,
         session=data.session,
+        feature_names=data.feature_names,
     )
 
 
@@ -342,13 +357,15 @@ def train_lejepa(
     resume: bool = False,
     on_epoch_end: EpochCallback | None = None,
     session: np.ndarray | None = None,
+    feature_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Pretrain LeJEPA on ``features [N, F]`` with ``split [N]`` (0 train, 1 val).
 
     ``truth`` (synthetic data) holds row-aligned ``regime`` and ``filter_p*`` arrays for
     the latent probe. ``on_epoch_end(epoch, row, model)`` runs after each epoch's
     checkpoint is written (progress hooks, experiments). ``session [N]`` (trading-day
-    index) is needed only by ``loss.aux_future_mean``. Returns the ``pretrain.json``
+    index) is needed only by ``loss.aux_future_mean`` (``feature_names [F]`` too when it
+    names ``loss.future_mean_features``). Returns the ``pretrain.json``
     summary (rank 0; other ranks get a dict with ``status`` only).
     """
     run_dir = Path(run_dir)
@@ -356,7 +373,9 @@ def train_lejepa(
     env = setup_distributed(cfg.train.device)
     owns_group = owns_group and env.distributed
     try:
-        return _train(cfg, features, split, run_dir, truth, resume, on_epoch_end, env, session)
+        return _train(
+            cfg, features, split, run_dir, truth, resume, on_epoch_end, env, session, feature_names
+        )
     finally:
         if owns_group:
             cleanup_distributed(env)
@@ -372,6 +391,7 @@ def _train(
     on_epoch_end: EpochCallback | None,
     env: DistEnv,
     session: np.ndarray | None = None,
+    feature_names: list[str] | None = None,
 ) -> dict[str, Any]:
     from marketjepa.model.jepa import LeJEPA
 
@@ -469,7 +489,14 @@ def _train(
                 "loss.aux_future_mean needs the trading-day index of every row (session [N]) "
                 "to mask future spans that cross the close"
             )
-        future_means = FutureMeans(features, session, split, cfg.loss.future_mean_spans, device)
+        future_means = FutureMeans(
+            features,
+            session,
+            split,
+            cfg.loss.future_mean_spans,
+            device,
+            _feature_columns(cfg.loss.future_mean_features, feature_names),
+        )
     # Reused batch buffers: equal shards every step, and no page faults per batch on CPU.
     local_batch = global_batch // env.world_size
     ctx_buf = torch.empty(local_batch, spec.context_len, features.shape[1], device=device)
