@@ -227,6 +227,9 @@ class LossConfig(_Section):
     future_mean_head: Literal["linear", "mlp"] = "linear"
     # Feature names whose future means are targets (empty = every input feature).
     future_mean_features: list[str] = Field(default_factory=list)
+    # Standardize each (span, feature) target with training-split moments, so features
+    # without persistence (returns) weigh as much as persistent ones.
+    future_mean_standardize: bool = True
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:

@@ -58,6 +58,15 @@ def test_future_means_are_span_means_masked_at_the_session_close():
     sub, sub_valid = FutureMeans(x, session, split, spans=[3, 10], columns=[2, 0])(anchors)
     torch.testing.assert_close(sub, y[:, :, [2, 0]])
     assert torch.equal(sub_valid, valid)
+    # standardized: training-split moments of the valid targets only
+    z, z_valid = FutureMeans(x, session, split, spans=[3, 10], standardize=True)(anchors)
+    assert torch.equal(z_valid, valid)
+    for k in range(2):
+        train_cells = y[(split == 0) & valid[:, k].numpy(), k].double()
+        mu, sd = train_cells.mean(0), train_cells.std(0, correction=0)
+        torch.testing.assert_close(
+            z[:, k].double(), (y[:, k].double() - mu) / sd, atol=1e-4, rtol=0
+        )
 
 
 def test_embedding_ignores_bars_after_the_context_while_the_target_moves():

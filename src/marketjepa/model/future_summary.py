@@ -22,7 +22,8 @@ demand. The targets are the future: only the context window enters the encoder, 
 targets are read from rows after the anchor.
 
 :class:`FutureMeans` computes ``y`` and ``valid`` for any anchors from one float64
-prefix sum over the feature array (no ``[N, S, F]`` table is stored).
+prefix sum over the feature array (no ``[N, S, F]`` table is stored), optionally
+standardized per span and feature with training-split moments.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ class FutureMeans:
     are targets (``None`` = all). Both ``session`` and ``split`` are compared
     at the anchor and at the span's last row: rows are in time order and a day lies in
     one split, so equal endpoints mean the whole span is inside the anchor's day.
+
+    ``standardize``: return ``(y − μ_{s,f}) / σ_{s,f}`` with the mean and standard
+    deviation of each span's target over every valid anchor of the *training* split
+    (``split == 0``; no validation or test row is read). Without it, the span mean of a
+    feature without persistence (a per-bar return) has ~1/h of a persistent feature's
+    variance, and the MSE is ruled by the persistent features the current bar already
+    predicts.
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class FutureMeans:
         spans: Sequence[int],
         device: str | torch.device = "cpu",
         columns: Sequence[int] | None = None,
+        standardize: bool = False,
     ) -> None:
         x = np.asarray(features, dtype=np.float64)
         if columns is not None and x.ndim == 2:
@@ -107,9 +116,37 @@ class FutureMeans:
         self._cs = torch.as_tensor(cs, device=self.device)
         self._session = torch.as_tensor(session.astype(np.int64), device=self.device)
         self._split = torch.as_tensor(split.astype(np.int64), device=self.device)
+        self._mu: Tensor | None = None
+        self._sd: Tensor | None = None
+        if standardize:
+            self._mu, self._sd = self._train_moments(np.flatnonzero(split == 0))
+
+    def _train_moments(self, rows: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Per-(span, feature) mean and std ``[S, F]`` of the valid targets at ``rows``."""
+        n_feat = self._cs.shape[1]
+        s1 = torch.zeros(len(self.spans), n_feat, dtype=torch.float64, device=self.device)
+        s2 = s1.clone()
+        cnt = torch.zeros(len(self.spans), 1, dtype=torch.float64, device=self.device)
+        for i in range(0, rows.size, 65536):
+            y, v = self._raw(rows[i : i + 65536])
+            m = v[..., None].to(torch.float64)
+            s1 += (y * m).sum(0)
+            s2 += (y.square() * m).sum(0)
+            cnt += m.sum(0)
+        if bool((cnt == 0).any()):
+            raise ValueError("a future-mean span has no valid training anchor (span > a session?)")
+        mu = s1 / cnt
+        sd = (s2 / cnt - mu.square()).clamp_min(0).sqrt()
+        return mu, torch.where(sd > 1e-8, sd, torch.ones_like(sd))
 
     def __call__(self, anchors: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
         """``(targets [B, S, F] float32, valid [B, S] bool)`` for anchor rows ``[B]``."""
+        y, valid = self._raw(anchors)
+        if self._mu is not None and self._sd is not None:
+            y = (y - self._mu) / self._sd
+        return y.float(), valid
+
+    def _raw(self, anchors: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
         a = torch.as_tensor(anchors, dtype=torch.long, device=self.device)
         ys, ms = [], []
         for h in self.spans:
@@ -119,6 +156,6 @@ class FutureMeans:
                 & (self._session[end] == self._session[a])
                 & (self._split[end] == self._split[a])
             )
-            ys.append(((self._cs[end + 1] - self._cs[a + 1]) / h).float())
+            ys.append((self._cs[end + 1] - self._cs[a + 1]) / h)
             ms.append(valid)
         return torch.stack(ys, dim=1), torch.stack(ms, dim=1)

@@ -496,6 +496,7 @@ def _train(
             cfg.loss.future_mean_spans,
             device,
             _feature_columns(cfg.loss.future_mean_features, feature_names),
+            cfg.loss.future_mean_standardize,
         )
     # Reused batch buffers: equal shards every step, and no page faults per batch on CPU.
     local_batch = global_batch // env.world_size
