@@ -64,7 +64,16 @@ def main() -> None:
             flush=True,
         )
 
-    train_lejepa(cfg, x, split, args.out, truth=data.truth, on_epoch_end=on_epoch)
+    train_lejepa(
+        cfg,
+        x,
+        split,
+        args.out,
+        truth=data.truth,
+        on_epoch_end=on_epoch,
+        session=data.session,
+        feature_names=data.feature_names,
+    )
 
 
 if __name__ == "__main__":

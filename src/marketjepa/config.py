@@ -288,9 +288,27 @@ class LossConfig(_Section):
     # block of this many context patches is predicted from the tokens before it (their
     # tokens, stop-gradient, are the targets); needs model.causal. 0 = off.
     context_mask_patches: int = Field(0, ge=0)
+    # Future-summary auxiliary (model/future_summary.py): weight of regressing the mean of
+    # every feature over the next h bars (h in future_mean_spans, same session) from the
+    # pooled embedding through a linear or MLP head; 0 = off.
+    aux_future_mean: float = Field(0.0, ge=0)
+    future_mean_spans: list[int] = Field(default_factory=lambda: [30, 60, 120])
+    future_mean_head: Literal["linear", "mlp"] = "linear"
+    # Feature names whose future means are targets (empty = every input feature).
+    future_mean_features: list[str] = Field(default_factory=list)
+    # Standardize each (span, feature) target with training-split moments, so features
+    # without persistence (returns) weigh as much as persistent ones.
+    future_mean_standardize: bool = True
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:
+        if self.aux_future_mean > 0 and (
+            not self.future_mean_spans or any(h < 1 for h in self.future_mean_spans)
+        ):
+            raise ValueError(
+                f"loss.future_mean_spans must be non-empty bar counts >= 1, got "
+                f"{self.future_mean_spans}"
+            )
         if self.convention == "lejepa" and self.lambda_sigreg > 1:
             raise ValueError("loss.lambda_sigreg must be <= 1 with loss.convention=lejepa")
         if any(s < 1 for s in self.target_scales):

@@ -15,6 +15,8 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
                                                Balestriero & LeCun 2025)
             (+ a·aux_recon if ``aux_reconstruction`` = a > 0)
             (+ c·InfoNCE(pred, target) if ``aux_infonce`` = c > 0, see ``infonce.py``)
+            (+ e·FutureMean(head(z), future means) if ``aux_future_mean`` = e > 0,
+               see ``future_summary.py``; the means come from the caller)
 
 Without EMA (the LeJEPA default) the target path is the encoder itself, with gradients
 and no stop-gradient: SIGReg alone prevents collapse. With EMA (the seed: 0.996) the
@@ -64,6 +66,7 @@ from torch import Tensor, nn
 from marketjepa.config import LossConfig, ModelConfig
 from marketjepa.data.windows import WindowSpec
 from marketjepa.model.encoder import PatchEncoder, pool_tokens
+from marketjepa.model.future_summary import FutureMeanHead, future_mean_loss
 from marketjepa.model.infonce import info_nce
 from marketjepa.model.predictor import Predictor
 from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
@@ -109,6 +112,13 @@ class LeJEPA(nn.Module):
         self.aux_head: nn.Linear | None = None
         if loss_cfg.aux_reconstruction > 0:
             self.aux_head = nn.Linear(model_cfg.d_model, spec.patch_len * n_features)
+        self.future_head: FutureMeanHead | None = None
+        if loss_cfg.aux_future_mean > 0:
+            n_spans = len(loss_cfg.future_mean_spans)
+            n_out = len(loss_cfg.future_mean_features) or n_features
+            self.future_head = FutureMeanHead(
+                model_cfg.d_model, n_spans, n_out, loss_cfg.future_mean_head
+            )
 
     @property
     def d_model(self) -> int:
@@ -151,7 +161,11 @@ class LeJEPA(nn.Module):
         seed: int = 0,
         reduce_fn: ReduceFn | None = None,
         gap: Tensor | None = None,
+        future: tuple[Tensor, Tensor] | None = None,
     ) -> dict[str, Tensor]:
+        """Losses of one batch; ``future`` = ``(means [B, S, F], valid [B, S])`` from
+        :class:`~marketjepa.model.future_summary.FutureMeans` (needed iff
+        ``aux_future_mean`` > 0)."""
         cfg = self.loss_cfg
         pooled, tokens = self.embed(context)
         targets = self.encode_target(target, context, gap)
@@ -208,6 +222,13 @@ class LeJEPA(nn.Module):
             nce = info_nce(preds.mean(dim=1), targets.mean(dim=1), cfg.infonce_temperature)
             loss = loss + cfg.aux_infonce * nce
             out["aux_infonce"] = nce
+
+        if self.future_head is not None:
+            if future is None:
+                raise ValueError("loss.aux_future_mean > 0 needs the future span means")
+            fut = future_mean_loss(self.future_head(pooled).float(), *future)
+            loss = loss + cfg.aux_future_mean * fut
+            out["aux_future_mean"] = fut
 
         out.update(
             loss=loss,

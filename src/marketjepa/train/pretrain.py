@@ -54,6 +54,7 @@ from marketjepa.config import Config
 from marketjepa.console import make_progress, stage_line
 from marketjepa.data.windows import WindowDataset, WindowSpec, pretrain_starts
 from marketjepa.errors import DataValidationError, MarketJepaError, TrainingDiverged
+from marketjepa.model.future_summary import FutureMeans
 from marketjepa.train.checkpoint import (
     checkpoint_path,
     config_from_checkpoint,
@@ -225,6 +226,7 @@ def train_step(
     cfg: Config,
     device: torch.device,
     gap: torch.Tensor | None = None,
+    future: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Forward, backward and gradient clipping of one step (no update yet).
 
@@ -233,7 +235,15 @@ def train_step(
     both logs them and lets the caller refuse a non-finite update.
     """
     with autocast_ctx(device, cfg.train.bf16):
-        out = net(context, target, step=step, seed=cfg.train.seed, reduce_fn=reduce_fn, gap=gap)
+        out = net(
+            context,
+            target,
+            step=step,
+            seed=cfg.train.seed,
+            reduce_fn=reduce_fn,
+            gap=gap,
+            future=future,
+        )
     optimizer.zero_grad(set_to_none=True)
     out["loss"].backward()
     clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else math.inf
@@ -253,6 +263,7 @@ def evaluate_validation(
     token_pos: np.ndarray,
     cfg: Config,
     device: torch.device,
+    future_means: FutureMeans | None = None,
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Validation losses and embeddings ``(losses, z_probe [n, d], z_sig [n, d])``.
 
@@ -269,8 +280,9 @@ def evaluate_validation(
     for idx in np.array_split(np.arange(starts.size), n_chunks):
         ctx, tgt = data.batch(starts[idx])
         gap = data.gap(starts[idx]) if _needs_gap(cfg) else None
+        fut = future_means(data.spec.anchor(starts[idx])) if future_means is not None else None
         with autocast_ctx(device, cfg.train.bf16):
-            out = model(ctx, tgt, step=0, seed=seed, gap=gap)
+            out = model(ctx, tgt, step=0, seed=seed, gap=gap, future=fut)
         vals = torch.stack([out["loss"], out["pred"], out["sigreg"]]).float().cpu().numpy()
         sums += vals * idx.size
         probe.append(out["z_probe"].float().cpu())
@@ -284,6 +296,20 @@ def evaluate_validation(
         torch.cat(probe).numpy(),
         torch.cat(sig).numpy(),
     )
+
+
+def _feature_columns(wanted: list[str], names: list[str] | None) -> list[int] | None:
+    """Column indices of ``loss.future_mean_features`` (``None`` = all features)."""
+    if not wanted:
+        return None
+    missing = [w for w in wanted if names is None or w not in names]
+    if missing:
+        raise MarketJepaError(
+            f"loss.future_mean_features: unknown feature(s) {missing}; the features are "
+            f"{names if names is not None else '(no feature names given)'}"
+        )
+    assert names is not None  # every name was found
+    return [names.index(w) for w in wanted]
 
 
 def _needs_gap(cfg: Config) -> bool:
@@ -318,7 +344,14 @@ def pretrain(cfg: Config, prepared_dir: Path, run_dir: Path, resume: bool = Fals
 
     data = PreparedData.load(Path(prepared_dir))
     return train_lejepa(
-        cfg, data.features, data.split, Path(run_dir), truth=data.truth, resume=resume
+        cfg,
+        data.features,
+        data.split,
+        Path(run_dir),
+        truth=data.truth,
+        resume=resume,
+        session=data.session,
+        feature_names=data.feature_names,
     )
 
 
@@ -330,12 +363,16 @@ def train_lejepa(
     truth: dict[str, np.ndarray] | None = None,
     resume: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    session: np.ndarray | None = None,
+    feature_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Pretrain LeJEPA on ``features [N, F]`` with ``split [N]`` (0 train, 1 val).
 
     ``truth`` (synthetic data) holds row-aligned ``regime`` and ``filter_p*`` arrays for
     the latent probe. ``on_epoch_end(epoch, row, model)`` runs after each epoch's
-    checkpoint is written (progress hooks, experiments). Returns the ``pretrain.json``
+    checkpoint is written (progress hooks, experiments). ``session [N]`` (trading-day
+    index) is needed only by ``loss.aux_future_mean`` (``feature_names [F]`` too when it
+    names ``loss.future_mean_features``). Returns the ``pretrain.json``
     summary (rank 0; other ranks get a dict with ``status`` only).
     """
     run_dir = Path(run_dir)
@@ -344,7 +381,9 @@ def train_lejepa(
     owns_group = owns_group and env.distributed
     ok = False
     try:
-        out = _train(cfg, features, split, run_dir, truth, resume, on_epoch_end, env)
+        out = _train(
+            cfg, features, split, run_dir, truth, resume, on_epoch_end, env, session, feature_names
+        )
         ok = True
         return out
     finally:
@@ -361,6 +400,8 @@ def _train(
     resume: bool,
     on_epoch_end: EpochCallback | None,
     env: DistEnv,
+    session: np.ndarray | None = None,
+    feature_names: list[str] | None = None,
 ) -> dict[str, Any]:
     from marketjepa.model.jepa import LeJEPA
 
@@ -453,6 +494,22 @@ def _train(
         compile_model(model)
     reduce_fn = make_reduce_fn(env)
     data = WindowDataset(features, spec, device)
+    future_means = None
+    if cfg.loss.aux_future_mean > 0:
+        if session is None or np.shape(session) != split.shape:
+            raise MarketJepaError(
+                "loss.aux_future_mean needs the trading-day index of every row (session [N]) "
+                "to mask future spans that cross the close"
+            )
+        future_means = FutureMeans(
+            features,
+            session,
+            split,
+            cfg.loss.future_mean_spans,
+            device,
+            _feature_columns(cfg.loss.future_mean_features, feature_names),
+            cfg.loss.future_mean_standardize,
+        )
     # Reused batch buffers: equal shards every step, and no page faults per batch on CPU.
     local_batch = global_batch // env.world_size
     ctx_buf = torch.empty(local_batch, spec.context_len, features.shape[1], device=device)
@@ -491,8 +548,9 @@ def _train(
                 ctx = data.context(local, out=ctx_buf)
                 tgt = data.target(local, out=tgt_buf)
                 gap = data.gap(local, out=gap_buf) if gap_buf is not None else None
+                fut = future_means(spec.anchor(local)) if future_means is not None else None
                 vals = train_step(
-                    net, model, optimizer, ctx, tgt, step, reduce_fn, cfg, device, gap=gap
+                    net, model, optimizer, ctx, tgt, step, reduce_fn, cfg, device, gap, fut
                 )
                 for name, v in vals.items():
                     if not math.isfinite(v):
@@ -517,7 +575,18 @@ def _train(
             stop = False
             if env.is_main:
                 row = _epoch_row(
-                    model, data, val_starts, val_tok, regime, filt, cfg, device, epoch, step, lr
+                    model,
+                    data,
+                    val_starts,
+                    val_tok,
+                    regime,
+                    filt,
+                    cfg,
+                    device,
+                    epoch,
+                    step,
+                    lr,
+                    future_means,
                 )
                 row.update(
                     train_loss=train_means[0],
@@ -604,8 +673,12 @@ def _train(
     return summary
 
 
-def _epoch_row(model, data, val_starts, val_tok, regime, filt, cfg, device, epoch, step, lr):
-    losses, z_probe, z_sig = evaluate_validation(model, data, val_starts, val_tok, cfg, device)
+def _epoch_row(
+    model, data, val_starts, val_tok, regime, filt, cfg, device, epoch, step, lr, fut_means=None
+):
+    losses, z_probe, z_sig = evaluate_validation(
+        model, data, val_starts, val_tok, cfg, device, fut_means
+    )
     row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": lr, **losses}
     if np.isfinite(z_probe).all() and np.isfinite(z_sig).all():
         row.update(_diagnostics(z_sig, "sig_", cfg.eval.dead_dim_share))
