@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from datetime import date
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from helpers.polygon import POLY_COLS, files_cfg, write_csv_gz
 from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
 from marketjepa.config import build_config
 from marketjepa.data.calendar import NS_PER_MINUTE, trading_sessions
@@ -17,8 +17,6 @@ from marketjepa.data.ingest import ingest
 from marketjepa.data.occ import occ_symbol
 from marketjepa.errors import DataValidationError
 from marketjepa.paths import synthetic_dir
-
-POLY_COLS = ["ticker", "volume", "open", "close", "high", "low", "window_start", "transactions"]
 
 
 def day_frame(
@@ -41,17 +39,6 @@ def day_frame(
             "transactions": np.full(len(m), 7),
         }
     ).select(POLY_COLS)
-
-
-def write_csv_gz(df: pl.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(df.write_csv().encode()))
-    return path
-
-
-def files_cfg(tmp_path: Path, **data):
-    d = {"source": "files", "stock_files": str(tmp_path / "stocks" / "*.csv.gz"), **data}
-    return build_config({"data": d})
 
 
 def write_days(tmp_path: Path, days: list[date], **kw) -> None:

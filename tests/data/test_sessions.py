@@ -3,7 +3,6 @@ traded, calendars other than XNYS, up-front config validation, what fits a prese
 
 from __future__ import annotations
 
-import gzip
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from helpers.polygon import POLY_COLS, files_cfg, write_csv_gz
 from marketjepa.cli import app
 from marketjepa.config import ConfigError, build_config, load_config
 from marketjepa.data.calendar import NS_PER_MINUTE, full_session_minutes, trading_sessions
@@ -24,8 +24,6 @@ from marketjepa.data.splits import day_splits
 from marketjepa.errors import DataValidationError
 from marketjepa.trading.backtest import candidate_entries
 from marketjepa.trading.pricing import MarketData
-
-POLY_COLS = ["ticker", "volume", "open", "close", "high", "low", "window_start", "transactions"]
 
 
 def day_frame(day: date, pre: int = 2, post: int = 2, skip=()) -> pl.DataFrame:
@@ -45,17 +43,6 @@ def day_frame(day: date, pre: int = 2, post: int = 2, skip=()) -> pl.DataFrame:
             "transactions": np.full(len(m), 7),
         }
     ).select(POLY_COLS)
-
-
-def write_csv_gz(df: pl.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(df.write_csv().encode()))
-    return path
-
-
-def files_cfg(tmp_path: Path, **data):
-    d = {"source": "files", "stock_files": str(tmp_path / "stocks" / "*.csv.gz"), **data}
-    return build_config({"data": d})
 
 
 DAYS = [date(2024, 3, d) for d in (4, 5, 6, 7, 8, 11, 12, 13, 14, 15)]

@@ -4,6 +4,8 @@ import csv
 
 import numpy as np
 
+from marketjepa.config import ModelConfig
+
 # Overrides that shrink the "tiny" preset's model, windows and SIGReg slices further.
 TINY_MODEL = [
     "model.d_model=16",
@@ -36,3 +38,17 @@ def read_metrics(path) -> list[dict]:
     """Rows of a metrics.csv as dicts."""
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def small_model_cfg(**kw) -> ModelConfig:
+    """A 2-layer d=16 ModelConfig for module-level tests, with ``kw`` overriding fields."""
+    base = dict(
+        d_model=16,
+        n_heads=4,
+        n_layers=2,
+        ff_dim=32,
+        predictor_d_model=8,
+        predictor_layers=1,
+        predictor_heads=2,
+    )
+    return ModelConfig(**(base | kw))

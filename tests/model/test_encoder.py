@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers.tiny import small_model_cfg
 from marketjepa.config import ModelConfig
 from marketjepa.data.windows import WindowSpec
 from marketjepa.model.encoder import PatchEncoder, Rotary, apply_rotary
@@ -13,20 +14,6 @@ from marketjepa.model.predictor import Predictor
 
 SPEC = WindowSpec(patch_len=4, context_patches=6, gap_patches=2, target_patches=3)
 F = 5
-
-
-def _cfg(**kw) -> ModelConfig:
-    base = dict(
-        d_model=16,
-        n_heads=4,
-        n_layers=2,
-        ff_dim=32,
-        predictor_d_model=8,
-        predictor_layers=1,
-        predictor_heads=2,
-    )
-    base.update(kw)
-    return ModelConfig(**base)
 
 
 def _x(b: int = 3, patches: int = SPEC.context_patches, seed: int = 0) -> torch.Tensor:
@@ -38,7 +25,7 @@ def _x(b: int = 3, patches: int = SPEC.context_patches, seed: int = 0) -> torch.
 @pytest.mark.parametrize("pooling", ["last", "mean"])
 def test_shapes_and_pooling(positions, pooling):
     torch.manual_seed(0)
-    enc = PatchEncoder(F, SPEC, _cfg(positions=positions, pooling=pooling)).eval()
+    enc = PatchEncoder(F, SPEC, small_model_cfg(positions=positions, pooling=pooling)).eval()
     assert enc.d_model == 16 and enc.n_patches == SPEC.context_patches
     tokens = enc(_x())
     assert tokens.shape == (3, SPEC.context_patches, 16)
@@ -53,7 +40,7 @@ def test_shapes_and_pooling(positions, pooling):
 @pytest.mark.parametrize("positions", ["learned", "rotary"])
 def test_positions_break_permutation_symmetry(positions):
     torch.manual_seed(0)
-    enc = PatchEncoder(F, SPEC, _cfg(positions=positions)).eval()
+    enc = PatchEncoder(F, SPEC, small_model_cfg(positions=positions)).eval()
     x = _x(b=1)
     p = SPEC.patch_len
     swapped = x.clone()
@@ -80,7 +67,7 @@ def test_rotary_scores_depend_on_relative_position_only():
 
 
 def test_learned_table_too_short_raises_and_bad_input_raises():
-    enc = PatchEncoder(F, SPEC, _cfg())
+    enc = PatchEncoder(F, SPEC, small_model_cfg())
     with pytest.raises(ValueError, match="position table"):
         enc(_x(patches=SPEC.context_patches + 1))
     with pytest.raises(ValueError, match="expected input"):
@@ -98,7 +85,7 @@ def test_patch_embedding_is_one_linear_map_of_flattened_patches():
 
 def test_revin_is_invariant_to_per_window_affine_rescaling():
     torch.manual_seed(0)
-    enc = PatchEncoder(F, SPEC, _cfg(revin=True)).eval()
+    enc = PatchEncoder(F, SPEC, small_model_cfg(revin=True)).eval()
     x = _x()
     scale = torch.tensor([0.5, 2.0, 3.0, 1.0, 10.0])
     shift = torch.tensor([1.0, -2.0, 0.0, 5.0, 0.3])
@@ -111,7 +98,7 @@ def test_revin_is_invariant_to_per_window_affine_rescaling():
 def test_predictor_outputs_one_embedding_per_target_patch():
     for positions in ("learned", "rotary"):
         torch.manual_seed(0)
-        cfg = _cfg(positions=positions)
+        cfg = small_model_cfg(positions=positions)
         pred = Predictor(SPEC, cfg)
         tokens = torch.randn(3, SPEC.context_patches, 16)
         out = pred(tokens)

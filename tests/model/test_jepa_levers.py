@@ -6,26 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from marketjepa.config import ConfigError, LossConfig, ModelConfig, load_config
+from helpers.tiny import small_model_cfg
+from marketjepa.config import ConfigError, LossConfig, load_config
 from marketjepa.data.windows import WindowDataset, WindowSpec
 from marketjepa.model.encoder import PatchEncoder
 from marketjepa.model.jepa import LeJEPA
 
 SPEC = WindowSpec(patch_len=4, context_patches=5, gap_patches=2, target_patches=3)
 NF = 6
-
-
-def _model_cfg(**kw) -> ModelConfig:
-    base = dict(
-        d_model=16,
-        n_heads=4,
-        n_layers=2,
-        ff_dim=32,
-        predictor_d_model=8,
-        predictor_layers=1,
-        predictor_heads=2,
-    )
-    return ModelConfig(**(base | kw))
 
 
 def _windows(b: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -39,7 +27,7 @@ def _windows(b: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, tor
 @pytest.mark.parametrize("positions", ["learned", "rotary"])
 def test_causal_attention_earlier_tokens_ignore_later_patches(positions):
     torch.manual_seed(0)
-    enc = PatchEncoder(NF, SPEC, _model_cfg(causal=True, positions=positions)).eval()
+    enc = PatchEncoder(NF, SPEC, small_model_cfg(causal=True, positions=positions)).eval()
     x = _windows()[0]
     y = x.clone()
     y[:, 3 * SPEC.patch_len :] += 5.0 * torch.randn_like(y[:, 3 * SPEC.patch_len :])
@@ -48,7 +36,7 @@ def test_causal_attention_earlier_tokens_ignore_later_patches(positions):
     assert (a[:, 3:] - b[:, 3:]).abs().amax() > 1e-3  # later ones did
     # and the bidirectional encoder does let the future in (the test has teeth)
     torch.manual_seed(0)
-    bi = PatchEncoder(NF, SPEC, _model_cfg(causal=False, positions=positions)).eval()
+    bi = PatchEncoder(NF, SPEC, small_model_cfg(causal=False, positions=positions)).eval()
     assert (bi(x)[:, :3] - bi(y)[:, :3]).abs().amax() > 1e-3
 
 
@@ -56,7 +44,7 @@ def test_causal_attention_earlier_tokens_ignore_later_patches(positions):
 def test_sequence_target_path_is_one_stop_grad_pass_over_context_gap_target(ema):
     loss = LossConfig(lambda_sigreg=0.5, num_slices=16, ema=ema, target_path="sequence")
     torch.manual_seed(0)
-    m = LeJEPA(NF, SPEC, _model_cfg(causal=True), loss)
+    m = LeJEPA(NF, SPEC, small_model_cfg(causal=True), loss)
     ctx, gap, tgt = _windows()
     targets = m.encode_target(tgt, ctx, gap)
     enc = m.target_encoder if ema else m.encoder
@@ -80,7 +68,7 @@ def test_sequence_target_path_is_one_stop_grad_pass_over_context_gap_target(ema)
 def test_separate_target_path_encodes_the_target_alone():
     loss = LossConfig(lambda_sigreg=0.5, num_slices=16, ema=False)
     torch.manual_seed(0)
-    m = LeJEPA(NF, SPEC, _model_cfg(causal=True), loss)
+    m = LeJEPA(NF, SPEC, small_model_cfg(causal=True), loss)
     ctx, gap, tgt = _windows()
     torch.testing.assert_close(m.encode_target(tgt, ctx, gap), m.encoder(tgt))
     torch.testing.assert_close(m.encode_target(tgt, ctx + 1.0, gap), m.encoder(tgt))
@@ -90,7 +78,7 @@ def test_multi_scale_targets_are_means_over_prefix_spans():
     scales = [1, 3]
     loss = LossConfig(lambda_sigreg=0.0, num_slices=16, ema=False, target_scales=scales)
     torch.manual_seed(0)
-    m = LeJEPA(NF, SPEC, _model_cfg(), loss)
+    m = LeJEPA(NF, SPEC, small_model_cfg(), loss)
     ctx, gap, tgt = _windows()
     out = m(ctx, tgt, step=0, gap=gap)
     with torch.no_grad():
@@ -119,7 +107,7 @@ def test_lever_config_validation_and_gap_gather():
 def test_pooled_predictor_input_sees_only_the_probed_embedding():
     loss = LossConfig(lambda_sigreg=0.0, num_slices=16, ema=False)
     torch.manual_seed(0)
-    m = LeJEPA(NF, SPEC, _model_cfg(causal=True, predictor_input="pooled"), loss)
+    m = LeJEPA(NF, SPEC, small_model_cfg(causal=True, predictor_input="pooled"), loss)
     ctx, gap, tgt = _windows()
     pooled, tokens = m.embed(ctx)
     preds = m.predictor(pooled[:, None])
@@ -134,7 +122,7 @@ def test_block_masked_context_targets_predict_a_block_from_the_tokens_before_it(
     spec = WindowSpec(patch_len=4, context_patches=8, gap_patches=1, target_patches=2)
     loss = LossConfig(lambda_sigreg=0.0, num_slices=16, ema=False, context_mask_patches=3)
     torch.manual_seed(0)
-    m = LeJEPA(NF, spec, _model_cfg(causal=True), loss)
+    m = LeJEPA(NF, spec, small_model_cfg(causal=True), loss)
     g = torch.Generator().manual_seed(0)
     ctx = torch.randn(4, spec.context_len, NF, generator=g)
     tgt = torch.randn(4, spec.target_len, NF, generator=g)
