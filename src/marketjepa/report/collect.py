@@ -490,6 +490,7 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
                 "dir_lift": dir_lift,
                 "dir_lift_ci": dir_lift_ci,
                 "confusion": conf if isinstance(conf, list) else None,
+                "resamples": r.get("resamples") if isinstance(r.get("resamples"), dict) else {},
             }
         )
     regression = []
@@ -529,12 +530,27 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
         b = _first(r, "b", "right", "baseline", "vs")
         if isinstance(a, str) and isinstance(b, str):  # names, not the estimates
             metric = str(_first(r, "metric") or "balanced_accuracy")
-            paired.append({"a": str(a), "b": str(b), "metric": metric, "diff": diff, "ci": ci})
+            res = r.get("resamples") if isinstance(r.get("resamples"), dict) else {}
+            paired.append(
+                {"a": str(a), "b": str(b), "metric": metric, "diff": diff, "ci": ci, "resamples": res}
+            )
+    # Evidence-gate inputs (report/evidence.py): days, rows and per-class rows scored.
+    split = str(_first(probes, "split", "evaluated_on") or "test")
+    counts = None
+    conf0 = classification[0]["confusion"] if classification else None
+    if isinstance(conf0, list) and len(conf0) == len(CLASS_NAMES):
+        counts = {c: float(sum(row)) for c, row in zip(CLASS_NAMES, conf0, strict=True)}
+    boot = probes.get("bootstrap") if isinstance(probes.get("bootstrap"), dict) else {}
     return {
         "available": True,
         "note": "",
         "n_classes": n_classes,
-        "split": str(_first(probes, "split", "evaluated_on") or "test"),
+        "split": split,
+        "eval_days": _num(_dig(probes, f"n_days.{split}")),
+        "eval_rows": _num(_dig(probes, f"n_rows.{split}")),
+        "class_counts": counts,
+        "ci_level": _num(probes.get("ci_level")),
+        "block_days": _num(boot.get("block_days")),
         "classification": classification,
         "regression": regression,
         "latent": latent,
@@ -678,6 +694,8 @@ def _bt_metrics(m: dict) -> dict[str, Any]:
         "avg_loss": ("avg_loss",),
         "profit_factor": ("profit_factor",),
         "net_pnl": ("net_pnl", "pnl"),
+        "sharpe_ci_valid_share": ("sharpe_ci_valid_share",),
+        "sharpe_ci_distinct": ("sharpe_ci_distinct",),
     }.items():
         v, ci = _metric(m, *aliases)
         out[key] = v
@@ -686,7 +704,18 @@ def _bt_metrics(m: dict) -> dict[str, Any]:
     return out
 
 
-_BASELINE_KEYS = ("total_return", "n_trades", "win_rate", "sharpe", "sharpe_ci", "psr", "dsr")
+_BASELINE_KEYS = (
+    "total_return",
+    "n_trades",
+    "win_rate",
+    "sharpe",
+    "sharpe_ci",
+    "psr",
+    "dsr",
+    "n_trials",
+    "sharpe_ci_valid_share",
+    "sharpe_ci_distinct",
+)
 
 
 def _only_strategy(df: pl.DataFrame | None, name: str | None) -> pl.DataFrame | None:
@@ -764,6 +793,7 @@ def _backtest_section(bt_dir: Path, cfg: dict | None, policy_rep: Any) -> dict[s
         "available": True,
         "note": "",
         "evaluated_on": str(_first(raw, "evaluated_on", "split") or "unknown"),
+        "days": _num(raw.get("days")),
         "pricing": pricing,
         "prices_modeled": bool(modeled) if modeled is not None else None,
         "price_sources": raw.get("price_sources") or {},
