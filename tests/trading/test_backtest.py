@@ -279,6 +279,11 @@ def test_trades_frame_and_stage_on_val_without_test_split():
     assert lej["n_trades"] > 0 and lej["n_trials"] == 5 and lej["call_share"] == 1.0
     assert report["strategies"]["always_put"]["put_share"] == 1.0
     assert report["strategies"]["always_call"]["n_trades"] == lej["n_trades"]
+    # Baselines are deflated by every configuration tried in the run, like the policies.
+    for name in ("always_call", "always_put"):
+        b = report["strategies"][name]
+        assert b["n_trials"] == 5 and b["sr0_deflated"] > 0
+        assert b["dsr"] is None or b["psr"] is None or b["dsr"] <= b["psr"]
     assert set(equity["strategy"].unique()) >= {"lejepa", "always_call", "random_s0"}
     t = trades.filter(pl.col("strategy") == "lejepa")
     att = report["attribution"]["lejepa"]

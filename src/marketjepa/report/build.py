@@ -41,7 +41,11 @@ def _baselines_line(summary: dict, findings: list[dict]) -> str:
     if not vs:
         return "LeJEPA vs baselines: no comparison with confidence intervals available"
     parts = [
-        f"{x['status'].lower()} {x['id'][3:]} (Δ {fmt(x['numbers']['diff'])}"
+        (
+            f"cannot be compared with {x['id'][3:]} (insufficient evidence"
+            if x["status"] == INSUFFICIENT
+            else f"{x['status'].lower()} {x['id'][3:]} (Δ {fmt(x['numbers']['diff'])}"
+        )
         + (f", CI {fmt_ci(x['numbers']['ci'])})" if x["numbers"].get("ci") else ")")
         for x in vs
     ]

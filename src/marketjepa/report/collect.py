@@ -532,7 +532,14 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
             metric = str(_first(r, "metric") or "balanced_accuracy")
             res = r.get("resamples") if isinstance(r.get("resamples"), dict) else {}
             paired.append(
-                {"a": str(a), "b": str(b), "metric": metric, "diff": diff, "ci": ci, "resamples": res}
+                {
+                    "a": str(a),
+                    "b": str(b),
+                    "metric": metric,
+                    "diff": diff,
+                    "ci": ci,
+                    "resamples": res,
+                }
             )
     # Evidence-gate inputs (report/evidence.py): days, rows and per-class rows scored.
     split = str(_first(probes, "split", "evaluated_on") or "test")
