@@ -14,6 +14,7 @@ Markets alternate null/planted so a partial run measures both. One JSON line per
 is appended to ``<out>/honesty.jsonl`` as it finishes; the tally is printed at the end.
 
     nice -n 5 python benchmarks/honesty.py --null 20 --planted 10 [--out runs/honesty]
+    python benchmarks/honesty.py --rejudge --out runs/honesty   # re-report finished runs
 """
 
 from __future__ import annotations
@@ -44,7 +45,51 @@ def judge(run_dir: Path) -> dict:
     claims = [f"{f['id']}: {f['status']}" for f in findings if f["status"] in CLAIMS]
     claims += [p for p in PHRASES if p in report or any(p in x for x in lines)]
     edge = next((x for x in lines if x.startswith("Directional edge")), "")
-    return {"claims": sorted(set(claims)), "edge_line": edge, "edge_yes": "edge: yes" in edge}
+    # For comparison only: would LeJEPA's direction-lift CI alone (no gate, no Holm) be above 0?
+    row = next(
+        (r for r in summary["probes"].get("classification") or [] if r["name"] == "lejepa"), {}
+    )
+    ci = row.get("dir_lift_ci")
+    return {
+        "claims": sorted(set(claims)),
+        "edge_line": edge,
+        "edge_yes": "edge: yes" in edge,
+        "lejepa_dir_lift": row.get("dir_lift"),
+        "lejepa_dir_lift_ci": ci,
+        "uncorrected_ci_above_0": bool(ci and ci[0] > 0),
+        "test_days": summary["probes"].get("eval_days"),
+        "trades": (summary["backtest"].get("metrics") or {}).get("n_trades"),
+    }
+
+
+def tally(results: list[dict]) -> None:
+    for kind in ("null", "planted"):
+        rs = [r for r in results if r["kind"] == kind]
+        if not rs:
+            continue
+        what = "no claim" if kind == "null" else '"Directional edge: yes"'
+        raw = sum(r["uncorrected_ci_above_0"] for r in rs)
+        print(
+            f"{kind}: {sum(r['passed'] for r in rs)}/{len(rs)} markets with {what}; "
+            f"LeJEPA direction-lift CI above 0 before gate and correction: {raw}/{len(rs)}"
+        )
+
+
+def rejudge(out: Path) -> None:
+    """Judge finished runs under ``out`` again with the current rules (no retraining)."""
+    results = []
+    for run in sorted(out.glob("*-*/runs/*")):
+        if not (run / "report.md").exists():
+            continue
+        kind, seed = run.parent.parent.name.rsplit("-", 1)
+        from marketjepa.report.build import build_report
+
+        build_report(run)
+        res = {"kind": kind, "seed": int(seed), **judge(run)}
+        res["passed"] = res["edge_yes"] if kind == "planted" else not res["claims"]
+        results.append(res)
+        print(json.dumps(res), flush=True)
+    tally(results)
 
 
 def main() -> None:
@@ -53,7 +98,13 @@ def main() -> None:
     ap.add_argument("--planted", type=int, default=10)
     ap.add_argument("--seed-base", type=int, default=7101)
     ap.add_argument("--out", type=Path, default=Path("runs/honesty"))
+    ap.add_argument(
+        "--rejudge", action="store_true", help="only re-report and judge the runs under --out"
+    )
     args = ap.parse_args()
+    if args.rejudge:
+        rejudge(args.out)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "honesty.jsonl"
     nulls = [("null", args.seed_base + i) for i in range(args.null)]
@@ -81,11 +132,7 @@ def main() -> None:
         with log.open("a") as f:
             f.write(json.dumps(res) + "\n")
         print(json.dumps(res), flush=True)
-    for kind in ("null", "planted"):
-        rs = [r for r in results if r["kind"] == kind]
-        if rs:
-            what = "no claim" if kind == "null" else '"Directional edge: yes"'
-            print(f"{kind}: {sum(r['passed'] for r in rs)}/{len(rs)} markets with {what}")
+    tally(results)
 
 
 if __name__ == "__main__":

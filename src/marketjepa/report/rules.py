@@ -975,6 +975,15 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
         out.append({"id": id, "because": because, "text": text})
 
     col = f.get("collapse")
+    if "insufficient_evidence" in f:
+        split = cfg.get("split") or {}
+        add(
+            "more_evidence",
+            ["insufficient_evidence"],
+            f"Get more evidence before reading any verdict ({f['insufficient_evidence']['text']}): "
+            f"use a longer date range or a larger test share (split.test now "
+            f"{fmt(split.get('test'))}); `marketjepa inspect-data` shows the days per split.",
+        )
     if "diverged" in f:
         lr = tr.get("learning_rate")
         add(
