@@ -32,13 +32,15 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
     diagnostics   available, note, verdict, reasons [str], thresholds {..}, heldout_sigreg,
                   tensors {"probe"|"sigreg": {dim_var_mean, dim_var_std, dim_var_min,
                   mean_sq_norm, norm_var, rankme, rankme_ratio, dead_dims, d, spectrum [..]}}
-    probes        available, note, n_classes, split,
+    probes        available, note, n_classes, split, eval_days, eval_rows,
+                  class_counts {HOLD, BUY_CALL, BUY_PUT}, ci_level, block_days,
                   classification [{name, kind, accuracy, accuracy_ci, balanced_accuracy,
                     balanced_accuracy_ci, macro_f1, majority_rate, acc_lift, bacc_lift,
-                    bacc_lift_ci, dir_acc(_ci), dir_lift(_ci), confusion}],
+                    bacc_lift_ci, dir_acc(_ci), dir_lift(_ci), confusion,
+                    resamples {metric: {se, valid_share, distinct}}}],
                   regression [{name, target, r2, r2_ci, ic, ic_ci}],
                   latent [{name, accuracy, accuracy_ci, share_of_filter}],
-                  paired [{a, b, metric, diff, ci}],
+                  paired [{a, b, metric, diff, ci, resamples}],
                   walk_forward None | {n_folds, embargo_days, select_share, note,
                     folds [{fold, days [first, last], dates [first, last] | None, n_rows}],
                     rows [{name, kind, balanced_accuracy(_std), bacc_lift(_std), dir_acc(_std),
@@ -47,13 +49,14 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
                       balanced_accuracy, bacc_lift, dir_acc, dir_lift}]}]}
     policy        available, note, representation, head,
                   splits {split: {accuracy, balanced_accuracy, label_rates{..}, pred_rates{..}}}
-    backtest      available, note, evaluated_on, pricing, prices_modeled, representation,
+    backtest      available, note, evaluated_on, days, pricing, prices_modeled, representation,
                   metrics {total_return, n_trades, win_rate, n_call, n_put, call_share,
                     put_share, sharpe, sortino, max_drawdown, psr, dsr, n_trials, sharpe_ci,
-                    avg_win, avg_loss, profit_factor},
+                    sharpe_ci_valid_share, sharpe_ci_distinct, avg_win, avg_loss,
+                    profit_factor},
                   attribution {underlying, theta, vega, other, costs, gross, net} (costs >= 0),
                   baselines [{name, total_return, n_trades, win_rate, sharpe, psr, dsr,
-                    sharpe_ci}],
+                    sharpe_ci, n_trials, sharpe_ci_valid_share, sharpe_ci_distinct}],
                   trade_pnl [..], equity {"t": [..], "equity": [..], "drawdown": [..]}
 """
 

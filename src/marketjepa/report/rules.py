@@ -982,7 +982,7 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
             ["insufficient_evidence"],
             f"Get more evidence before reading any verdict ({f['insufficient_evidence']['text']}): "
             f"use a longer date range or a larger test share (split.test now "
-            f"{fmt(split.get('test'))}); `marketjepa inspect-data` shows the days per split.",
+            f"{fmt(split.get('test'))}); `marketjepa inspect-data` shows how many days the data has.",
         )
     if "diverged" in f:
         lr = tr.get("learning_rate")
