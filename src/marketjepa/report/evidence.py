@@ -254,7 +254,10 @@ def probe_verdicts(summary: dict) -> dict[str, Verdict]:
         key, est, ci, info, label = _probe_test(r)
         if not key:
             status, ev = lift_status(r)  # accuracy-vs-majority fallback or UNCERTAIN
-            pre[r["name"]] = ("raw", status, ev, float("nan"), [])
+            if common and status != "UNCERTAIN":
+                pre[r["name"]] = ("gated", INSUFFICIENT, ev, float("nan"), common)
+            else:
+                pre[r["name"]] = ("raw", status, ev, float("nan"), [])
             continue
         ev = f"{label} {fmt(est)} CI {fmt_ci(ci)}"
         side = _one_side(r) if key == "dir" else None
