@@ -197,10 +197,15 @@ class Verdict:
     missing: list[str] = field(default_factory=list)
 
 
+def _pv(p: float) -> str:
+    """'= 0.031' or '< 0.0001' (a normal tail below that is not worth more digits)."""
+    return "< 0.0001" if p < 1e-4 else f"= {p:.2g}"
+
+
 def _p_text(p: float, p_adj: float, m: int, alpha: float, what: str) -> str:
     if not _ok(p):
         return ""
-    return f", p = {p:.2g} ({METHOD}-adjusted over {m} {what}: {p_adj:.2g}; need < {alpha:g})"
+    return f", p {_pv(p)} ({METHOD}-adjusted over {m} {what}: p {_pv(p_adj)}; need < {alpha:g})"
 
 
 def _one_side(row: dict) -> str | None:
@@ -376,7 +381,7 @@ def strategy_verdicts(summary: dict) -> dict[str, Verdict]:
             continue
         sig = _ok(pv) and pa < alpha
         text = (
-            f"p = 1 − DSR = {pv:.2g}, {METHOD}-adjusted over {len(rows)} policies: {pa:.2g} "
+            f"p = 1 − DSR {_pv(pv)}, {METHOD}-adjusted over {len(rows)} policies: p {_pv(pa)} "
             f"(need < {alpha:g})"
             if _ok(pv)
             else "no DSR/PSR recorded"
