@@ -31,6 +31,9 @@ def test_holm_matches_a_hand_computed_example():
 def test_p_value_from_bootstrap_se_and_from_ci():
     assert E.p_two_sided(1.96, 1.0) == pytest.approx(0.05, abs=1e-3)
     assert np.isnan(E.p_two_sided(0.1, 0.0))
+    # Few test days: Student-t with days − 1 df (t_18 two-sided 5% point is 2.101).
+    assert E.p_two_sided(2.101, 1.0, df=18) == pytest.approx(0.05, abs=1e-3)
+    assert E.cluster_df(summary(probes={"eval_days": 19})) == 18
     assert E.se_from_ci([-1.96, 1.96], 0.95) == pytest.approx(1.0, rel=1e-3)
 
 

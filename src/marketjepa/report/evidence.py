@@ -25,9 +25,10 @@ with its baselines, the deflated-Sharpe tests of all policies. With p-values
 and a test is significant iff ``p̃ < α`` (``family_alpha``, default 0.05), which bounds
 the probability of *any* false claim in the family by α under any dependence between
 the tests. A probe or paired p-value is two-sided from the bootstrap standard error,
-``p = 2·(1 − Φ(|θ̂| / SE))`` (SE = SD of the bootstrap replicates, or, for artifacts
-that did not record it, the CI width / (2·Φ⁻¹((1 + level)/2))); a policy's p-value is
-``1 − DSR``. A verdict also needs its CI on the claimed side of 0, so a claim never
+``p = 2·(1 − F(|θ̂| / SE))`` with F the Student-t CDF with (test days − 1) degrees of
+freedom — the SE is clustered by day, and with few days a normal reference is too
+optimistic (SE = SD of the bootstrap replicates, or, for artifacts that did not record
+it, the CI width / (2·Φ⁻¹((1 + level)/2))); a policy's p-value is ``1 − DSR``. A verdict also needs its CI on the claimed side of 0, so a claim never
 contradicts the interval printed next to it.
 """
 
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scipy.stats import norm
+from scipy.stats import t as t_dist
 
 from marketjepa.config import EvalConfig, EvidenceConfig
 
@@ -70,11 +72,20 @@ def holm(pvalues: list[float]) -> list[float]:
     return out
 
 
-def p_two_sided(estimate: Any, se: Any) -> float:
-    """``2·(1 − Φ(|θ̂|/SE))``; NaN when SE is not a positive number."""
+def p_two_sided(estimate: Any, se: Any, df: Any = None) -> float:
+    """``2·(1 − F(|θ̂|/SE))`` with F the Student-t CDF with ``df`` degrees of freedom
+    (the normal Φ when ``df`` is None); NaN when SE is not a positive number."""
     if not (_ok(estimate) and _ok(se) and se > 0):
         return float("nan")
-    return float(2.0 * norm.sf(abs(estimate) / se))
+    z = abs(estimate) / se
+    return float(2.0 * (t_dist.sf(z, df) if _ok(df) and df >= 1 else norm.sf(z)))
+
+
+def cluster_df(summary: dict) -> float | None:
+    """Degrees of freedom of a day-clustered SE: test days − 1 (few-cluster correction,
+    Cameron, Gelbach & Miller 2008); None when the run does not record its days."""
+    days = (summary.get("probes") or {}).get("eval_days")
+    return days - 1 if _ok(days) and days >= 2 else None
 
 
 def se_from_ci(ci: Any, level: float) -> float:
@@ -278,7 +289,7 @@ def probe_verdicts(summary: dict) -> dict[str, Verdict]:
             pre[r["name"]] = ("gated", INSUFFICIENT, ev, float("nan"), missing)
             continue
         se = info.get("se") if info and _ok(info.get("se")) else se_from_ci(ci, level)
-        pre[r["name"]] = ("test", (est, ci), ev, p_two_sided(est, se), [])
+        pre[r["name"]] = ("test", (est, ci), ev, p_two_sided(est, se, cluster_df(summary)), [])
     names = list(pre)
     adj = dict(zip(names, holm([pre[n][3] for n in names]), strict=True))
     m = len(names)
@@ -324,7 +335,9 @@ def paired_verdicts(summary: dict, tests: list[dict]) -> list[Verdict]:
         if not _ok(se):
             info = t.get("resamples") or {}
             se = info.get("se") if _ok(info.get("se")) else se_from_ci(t.get("ci"), level)
-        pvals.append(float("nan") if missing else p_two_sided(t.get("diff"), se))
+        pvals.append(
+            float("nan") if missing else p_two_sided(t.get("diff"), se, cluster_df(summary))
+        )
     adj = holm(pvals)
     out = []
     for t, pv, pa, missing in zip(tests, pvals, adj, gated, strict=True):
