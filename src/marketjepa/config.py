@@ -345,6 +345,29 @@ class TrainConfig(_Section):
     watchdog: WatchdogConfig = WatchdogConfig()
 
 
+class EvidenceConfig(_Section):
+    """Evidence gate of every verdict (report/evidence.py, docs/evidence.md).
+
+    Below any minimum a verdict reads INSUFFICIENT EVIDENCE and names what is missing.
+    The test-day minimum scales with the day-block bootstrap: a CI needs at least
+    ``min_ci_blocks`` independent blocks of ``eval.bootstrap_block_days`` days.
+    """
+
+    min_ci_blocks: int = Field(4, ge=1)
+    # Overrides min_ci_blocks × bootstrap_block_days when set.
+    min_test_days: int | None = Field(None, ge=1)
+    min_eval_rows: int = Field(200, ge=1)
+    # Rows of each class (HOLD, BUY_CALL, BUY_PUT) among the scored rows.
+    min_class_rows: int = Field(20, ge=1)
+    min_trades: int = Field(30, ge=1)
+    # A CI whose bootstrap replicates are finite less often than this, or that takes
+    # fewer distinct values, is degenerate and never significant.
+    min_valid_resample_share: float = Field(0.95, gt=0, le=1)
+    min_distinct_resamples: int = Field(10, ge=2)
+    # Family-wise error control across representations / strategies (Holm 1979).
+    family_alpha: float = Field(0.05, gt=0, lt=1)
+
+
 class EvalConfig(_Section):
     # Verdict thresholds on scale-invariant measures (DESIGN §4).
     healthy_rankme_ratio: float = 0.25
@@ -367,6 +390,7 @@ class EvalConfig(_Section):
     # supervised baseline, initialized from best.pt): representation `lejepa_finetuned`.
     finetune: bool = True
     seed: int = 0
+    evidence: EvidenceConfig = EvidenceConfig()
 
 
 class PolicyConfig(_Section):

@@ -338,8 +338,19 @@ def test_costs_vs_gross_edge():
     assert f["status"] == "COSTS EXCEED EDGE" and "$80.00" in f["text"] and "$50.00" in f["text"]
     f = R.costs_vs_edge(summary(backtest=bt(attribution={"gross": -10.0, "costs": 80.0})))
     assert f["status"] == "NO GROSS EDGE" and "-$10.00" in f["text"]
+    # Gross above costs is only a passed check with a significant strategy behind it.
     f = R.costs_vs_edge(summary(backtest=bt(attribution={"gross": 100.0, "costs": 20.0})))
-    assert f["severity"] == "ok" and "20.0%" in f["text"]
+    assert f["status"] == "EDGE NOT SHOWN" and f["severity"] == "info" and "20.0%" in f["text"]
+    sig = {"dsr": 0.999, "n_trades": 80, "n_trials": 4}
+    f = R.costs_vs_edge(
+        summary(backtest=bt(sig, attribution={"gross": 100.0, "costs": 20.0}, days=40))
+    )
+    assert f["status"] == "EDGE > COSTS" and f["severity"] == "ok" and "20.0%" in f["text"]
+    few = {"dsr": 0.999, "n_trades": 3, "n_trials": 4}
+    f = R.costs_vs_edge(
+        summary(backtest=bt(few, attribution={"gross": 100.0, "costs": 20.0}, days=40))
+    )
+    assert f["status"] == "INSUFFICIENT EVIDENCE" and "3 trades; need ≥ 30" in f["text"]
     assert R.costs_vs_edge(summary(backtest=bt())) is None
 
 

@@ -279,6 +279,11 @@ def test_trades_frame_and_stage_on_val_without_test_split():
     assert lej["n_trades"] > 0 and lej["n_trials"] == 5 and lej["call_share"] == 1.0
     assert report["strategies"]["always_put"]["put_share"] == 1.0
     assert report["strategies"]["always_call"]["n_trades"] == lej["n_trades"]
+    # Baselines are deflated by every configuration tried in the run, like the policies.
+    for name in ("always_call", "always_put"):
+        b = report["strategies"][name]
+        assert b["n_trials"] == 5 and b["sr0_deflated"] > 0
+        assert b["dsr"] is None or b["psr"] is None or b["dsr"] <= b["psr"]
     assert set(equity["strategy"].unique()) >= {"lejepa", "always_call", "random_s0"}
     t = trades.filter(pl.col("strategy") == "lejepa")
     att = report["attribution"]["lejepa"]
@@ -302,3 +307,23 @@ def test_trades_frame_empty():
     )
     df = trades_frame("x", m, res.trades, res.signal_rows, "SPY")
     assert df.height == 0 and "net_pnl" in df.columns
+
+
+def test_run_trials_count_every_configuration_of_every_representation():
+    from marketjepa.trading.backtest import run_trials
+
+    policy = {
+        "n_trials_total": 5,
+        "representations": {
+            "lejepa": {
+                "n_trials": 3,
+                "trials": [{"val_sharpe_daily": s} for s in (0.1, 0.2, None)],
+            },
+            "raw_window": {"n_trials": 2, "trials": [{"val_sharpe_daily": s} for s in (0.3, 0.4)]},
+        },
+    }
+    n, var = run_trials(policy)
+    assert n == 5 and var == pytest.approx(np.var([0.1, 0.2, 0.3, 0.4], ddof=1))
+    # Old policy.json without trial lists: the representations' own variances.
+    old = {"representations": {"a": {"n_trials": 4, "trial_sharpe_var": 0.02}}}
+    assert run_trials(old) == (4, pytest.approx(0.02))

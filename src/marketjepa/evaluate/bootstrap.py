@@ -48,6 +48,23 @@ class BootstrapResult:
     def covers(self, value: float) -> bool:
         return bool(self.lo <= value <= self.hi)
 
+    def resample_info(self) -> dict[str, float]:
+        """What the evidence gate needs to judge the CI (report/evidence.py)."""
+        return resample_info(self.samples)
+
+
+def resample_info(samples: np.ndarray) -> dict[str, float]:
+    """Bootstrap SE (SD of the finite replicates, ddof 1), share of finite replicates and
+    number of distinct finite values: a CI with SE 0, few distinct values or many
+    undefined replicates is degenerate (report/evidence.py)."""
+    samples = np.asarray(samples, dtype=np.float64)
+    s = samples[np.isfinite(samples)]
+    return {
+        "se": float(s.std(ddof=1)) if s.size > 1 else float("nan"),
+        "valid_share": float(s.size / samples.size) if samples.size else 0.0,
+        "distinct": int(np.unique(np.round(s, 12)).size),
+    }
+
 
 @dataclass
 class PairedTestResult:
@@ -69,6 +86,7 @@ class PairedTestResult:
             "p_value": self.p_value,
             "estimate_a": self.estimate_a,
             "estimate_b": self.estimate_b,
+            "resamples": resample_info(self.samples),
         }
 
 

@@ -355,6 +355,9 @@ def _classification_row(
         },
         "confusion": cm.tolist(),
         "ci": {k: _ci(r) for k, r in boot.items()},
+        # Bootstrap SE, share of defined replicates and distinct values per metric: the
+        # report's evidence gate and family-wise test read them (report/evidence.py).
+        "resamples": {k: r.resample_info() for k, r in boot.items()},
         "val": {"accuracy": val_m["accuracy"], "balanced_accuracy": val_m["balanced_accuracy"]},
     }
 

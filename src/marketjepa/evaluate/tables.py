@@ -38,7 +38,8 @@ def classification_table(probes: dict[str, Any]) -> Table:
     ev = probes["evaluated_on"]
     t = Table(
         title=f"Entry-label probes on {ev} rows ({probes['n_rows'].get(ev, '?')}), "
-        f"{level}% day-block CIs; * = lift CI above 0",
+        f"{level}% day-block CIs; * = lift CI above 0 (uncorrected: the report's verdicts "
+        "add the evidence gate and the Holm correction)",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )

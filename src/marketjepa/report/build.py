@@ -7,6 +7,7 @@ from typing import Any
 
 from marketjepa.artifacts import atomic_path
 from marketjepa.report.collect import collect_run
+from marketjepa.report.evidence import INSUFFICIENT
 from marketjepa.report.html import render_html
 from marketjepa.report.markdown import build_sections, render_markdown
 from marketjepa.report.plots import render_all
@@ -40,7 +41,11 @@ def _baselines_line(summary: dict, findings: list[dict]) -> str:
     if not vs:
         return "LeJEPA vs baselines: no comparison with confidence intervals available"
     parts = [
-        f"{x['status'].lower()} {x['id'][3:]} (Δ {fmt(x['numbers']['diff'])}"
+        (
+            f"cannot be compared with {x['id'][3:]} (insufficient evidence"
+            if x["status"] == INSUFFICIENT
+            else f"{x['status'].lower()} {x['id'][3:]} (Δ {fmt(x['numbers']['diff'])}"
+        )
         + (f", CI {fmt_ci(x['numbers']['ci'])})" if x["numbers"].get("ci") else ")")
         for x in vs
     ]
@@ -53,9 +58,10 @@ def _edge_line(summary: dict, f: dict[str, dict]) -> str:
     own = f.get(f"lift_{lejepa_name(summary)}")
     if own is None:
         return "Directional edge: no LeJEPA probe row"
-    yes = "yes" if own["status"] == "LIFT" else "no"
+    # "yes" only for a LIFT that passed the evidence gate and the Holm correction.
+    yes = {"LIFT": "yes", INSUFFICIENT: INSUFFICIENT}.get(own["status"], "no")
     line = f"Directional edge: {yes} — {own['text']}"
-    ref = f.get("signal_present") or f.get("signal_absent")
+    ref = f.get("signal_present") or f.get("signal_absent") or f.get("signal_unknown")
     if ref:
         line += f"; reference: {ref['status'].lower()}"
     return line
@@ -90,8 +96,15 @@ def _money_line(summary: dict, f: dict[str, dict]) -> str:
             f"Strategy after costs: loses money — total return {pct(ret, 2)}"
             f"{costs}, {_count(m.get('n_trades'))} trades{where}"
         )
-    # Profit claims need a significant deflated Sharpe ratio; PSR alone is not enough.
-    if ok(dsr) and dsr >= SIGNIFICANCE:
+    # Profit claims need the evidence gate and a significant deflated Sharpe ratio after
+    # the Holm correction over all policies; PSR alone is not enough.
+    verdict = f.get("significant") or f.get("not_significant")
+    if verdict and verdict["status"] == INSUFFICIENT:
+        return (
+            f"Strategy after costs: {INSUFFICIENT} — total return {pct(ret, 2)}, "
+            f"{_count(m.get('n_trades'))} trades; {verdict['text']}{where}"
+        )
+    if ok(dsr) and dsr >= SIGNIFICANCE and "significant" in f:
         return (
             f"Strategy after costs: makes money — total return {pct(ret, 2)}, "
             f"{sig} ≥ {SIGNIFICANCE}{where}"

@@ -32,13 +32,15 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
     diagnostics   available, note, verdict, reasons [str], thresholds {..}, heldout_sigreg,
                   tensors {"probe"|"sigreg": {dim_var_mean, dim_var_std, dim_var_min,
                   mean_sq_norm, norm_var, rankme, rankme_ratio, dead_dims, d, spectrum [..]}}
-    probes        available, note, n_classes, split,
+    probes        available, note, n_classes, split, eval_days, eval_rows,
+                  class_counts {HOLD, BUY_CALL, BUY_PUT}, ci_level, block_days,
                   classification [{name, kind, accuracy, accuracy_ci, balanced_accuracy,
                     balanced_accuracy_ci, macro_f1, majority_rate, acc_lift, bacc_lift,
-                    bacc_lift_ci, dir_acc(_ci), dir_lift(_ci), confusion}],
+                    bacc_lift_ci, dir_acc(_ci), dir_lift(_ci), confusion,
+                    resamples {metric: {se, valid_share, distinct}}}],
                   regression [{name, target, r2, r2_ci, ic, ic_ci}],
                   latent [{name, accuracy, accuracy_ci, share_of_filter}],
-                  paired [{a, b, metric, diff, ci}],
+                  paired [{a, b, metric, diff, ci, resamples}],
                   walk_forward None | {n_folds, embargo_days, select_share, note,
                     folds [{fold, days [first, last], dates [first, last] | None, n_rows}],
                     rows [{name, kind, balanced_accuracy(_std), bacc_lift(_std), dir_acc(_std),
@@ -47,13 +49,14 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
                       balanced_accuracy, bacc_lift, dir_acc, dir_lift}]}]}
     policy        available, note, representation, head,
                   splits {split: {accuracy, balanced_accuracy, label_rates{..}, pred_rates{..}}}
-    backtest      available, note, evaluated_on, pricing, prices_modeled, representation,
+    backtest      available, note, evaluated_on, days, pricing, prices_modeled, representation,
                   metrics {total_return, n_trades, win_rate, n_call, n_put, call_share,
                     put_share, sharpe, sortino, max_drawdown, psr, dsr, n_trials, sharpe_ci,
-                    avg_win, avg_loss, profit_factor},
+                    sharpe_ci_valid_share, sharpe_ci_distinct, avg_win, avg_loss,
+                    profit_factor},
                   attribution {underlying, theta, vega, other, costs, gross, net} (costs >= 0),
                   baselines [{name, total_return, n_trades, win_rate, sharpe, psr, dsr,
-                    sharpe_ci}],
+                    sharpe_ci, n_trials, sharpe_ci_valid_share, sharpe_ci_distinct}],
                   trade_pnl [..], equity {"t": [..], "equity": [..], "drawdown": [..]}
     walkforward   None | walkforward/walkforward.json + curves {strategy: {t, equity}} and
                   boundaries [first traded date of each fold] (report/walkforward.py)
@@ -507,6 +510,7 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
                 "dir_lift": dir_lift,
                 "dir_lift_ci": dir_lift_ci,
                 "confusion": conf if isinstance(conf, list) else None,
+                "resamples": r.get("resamples") if isinstance(r.get("resamples"), dict) else {},
             }
         )
     regression = []
@@ -546,12 +550,34 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
         b = _first(r, "b", "right", "baseline", "vs")
         if isinstance(a, str) and isinstance(b, str):  # names, not the estimates
             metric = str(_first(r, "metric") or "balanced_accuracy")
-            paired.append({"a": str(a), "b": str(b), "metric": metric, "diff": diff, "ci": ci})
+            res = r.get("resamples") if isinstance(r.get("resamples"), dict) else {}
+            paired.append(
+                {
+                    "a": str(a),
+                    "b": str(b),
+                    "metric": metric,
+                    "diff": diff,
+                    "ci": ci,
+                    "resamples": res,
+                }
+            )
+    # Evidence-gate inputs (report/evidence.py): days, rows and per-class rows scored.
+    split = str(_first(probes, "split", "evaluated_on") or "test")
+    counts = None
+    conf0 = classification[0]["confusion"] if classification else None
+    if isinstance(conf0, list) and len(conf0) == len(CLASS_NAMES):
+        counts = {c: float(sum(row)) for c, row in zip(CLASS_NAMES, conf0, strict=True)}
+    boot = probes.get("bootstrap") if isinstance(probes.get("bootstrap"), dict) else {}
     return {
         "available": True,
         "note": "",
         "n_classes": n_classes,
-        "split": str(_first(probes, "split", "evaluated_on") or "test"),
+        "split": split,
+        "eval_days": _num(_dig(probes, f"n_days.{split}")),
+        "eval_rows": _num(_dig(probes, f"n_rows.{split}")),
+        "class_counts": counts,
+        "ci_level": _num(probes.get("ci_level")),
+        "block_days": _num(boot.get("block_days")),
         "classification": classification,
         "regression": regression,
         "latent": latent,
@@ -695,6 +721,8 @@ def _bt_metrics(m: dict) -> dict[str, Any]:
         "avg_loss": ("avg_loss",),
         "profit_factor": ("profit_factor",),
         "net_pnl": ("net_pnl", "pnl"),
+        "sharpe_ci_valid_share": ("sharpe_ci_valid_share",),
+        "sharpe_ci_distinct": ("sharpe_ci_distinct",),
     }.items():
         v, ci = _metric(m, *aliases)
         out[key] = v
@@ -703,7 +731,18 @@ def _bt_metrics(m: dict) -> dict[str, Any]:
     return out
 
 
-_BASELINE_KEYS = ("total_return", "n_trades", "win_rate", "sharpe", "sharpe_ci", "psr", "dsr")
+_BASELINE_KEYS = (
+    "total_return",
+    "n_trades",
+    "win_rate",
+    "sharpe",
+    "sharpe_ci",
+    "psr",
+    "dsr",
+    "n_trials",
+    "sharpe_ci_valid_share",
+    "sharpe_ci_distinct",
+)
 
 
 def _only_strategy(df: pl.DataFrame | None, name: str | None) -> pl.DataFrame | None:
@@ -781,6 +820,7 @@ def _backtest_section(bt_dir: Path, cfg: dict | None, policy_rep: Any) -> dict[s
         "available": True,
         "note": "",
         "evaluated_on": str(_first(raw, "evaluated_on", "split") or "unknown"),
+        "days": _num(raw.get("days")),
         "pricing": pricing,
         "prices_modeled": bool(modeled) if modeled is not None else None,
         "price_sources": raw.get("price_sources") or {},

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from marketjepa.report.evidence import METHOD, probe_verdicts
 from marketjepa.report.plots import PLOTS
 from marketjepa.report.rules import (
     fmt,
     fmt_ci,
     lejepa_name,
-    lift_status,
     metric_statuses,
     money,
     ok,
@@ -304,12 +304,16 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
                 "Direction = CALL-vs-PUT accuracy among rows where truth and prediction are both "
                 "moves (chance ½); Status judges the direction lift, because balanced accuracy "
                 "also rewards timing large moves (volatility), which is predictable even in a "
-                "market with no directional edge."
+                "market with no directional edge. A LIFT needs the evidence gate (enough test "
+                f"days, rows and rows per class; a non-degenerate CI) and a {METHOD}-adjusted "
+                "p-value below the family α over all representations."
             )
         )
         rows = []
+        verdicts = probe_verdicts(s)
         for r in cls:
-            status, _ = lift_status(r) if r["name"] != "majority" else ("—", "")
+            v = verdicts.get(r["name"])
+            status = v.status if v is not None else "—"
             rows.append(
                 [
                     r["name"],
@@ -460,7 +464,14 @@ def _root_causes(findings: list[dict]) -> Section:
         Bullets(items, ordered=True) if items else Para("No rule flagged a problem in this run.")
     ]
     if passed:
-        blocks += [Para("Checks passed:"), Bullets(passed)]
+        blocks += [
+            Para(
+                f"Checks passed (each claim above the evidence gate; lifts, comparisons and "
+                f"strategy significance {METHOD}-corrected across all representations and "
+                "policies tested):"
+            ),
+            Bullets(passed),
+        ]
     return Section("ROOT CAUSE ANALYSIS", blocks)
 
 
@@ -568,6 +579,7 @@ def _backtest(s: dict, findings: list[dict], imgs: set[str]) -> Section:
         "one_side",
         "costs_exceed_edge",
         "edge_survives_costs",
+        "edge_not_shown",
         "theta_spread",
         "loss_driver",
         "not_significant",

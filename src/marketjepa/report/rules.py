@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from marketjepa.config import EvalConfig
+from marketjepa.report import evidence as E
 
 ONE_SIDE_SHARE = 0.95  # share of trades on one side above which the policy is "one-sided"
 SIGNIFICANCE = 0.95  # PSR/DSR needed to call a Sharpe ratio significant
@@ -355,20 +356,23 @@ def lift_status(row: dict) -> tuple[str, str]:
 
 
 def probe_lifts(summary: dict) -> list[Finding]:
+    """LIFT / NO LIFT / BELOW / INSUFFICIENT EVIDENCE per representation, Holm-corrected
+    over all probed representations (report/evidence.py)."""
+    verdicts = E.probe_verdicts(summary)
     out = []
     for r in summary.get("probes", {}).get("classification") or []:
-        if r["name"] == "majority":
+        if r["name"] not in verdicts:
             continue
-        status, ev = lift_status(r)
-        sev = {"LIFT": "ok", "UNCERTAIN": "info"}.get(status, "warning")
+        v = verdicts[r["name"]]
+        sev = {"LIFT": "ok", "UNCERTAIN": "info"}.get(v.status, "warning")
         if r.get("kind") != "encoder" and sev == "warning":
             sev = "info"  # a baseline without lift is information, not a problem of this run
         out.append(
             _finding(
                 f"lift_{r['name']}",
                 sev,
-                status,
-                f"{r['name']}: {ev}",
+                v.status,
+                f"{r['name']}: {v.text}",
                 {
                     "dir_lift": r.get("dir_lift"),
                     "dir_lift_ci": r.get("dir_lift_ci"),
@@ -376,6 +380,9 @@ def probe_lifts(summary: dict) -> list[Finding]:
                     "ci": r.get("bacc_lift_ci"),
                     "accuracy": r.get("accuracy"),
                     "majority_rate": r.get("majority_rate"),
+                    "p": v.p,
+                    "p_adj": v.p_adj,
+                    "family_size": v.m,
                 },
                 0.0,
             )
@@ -384,13 +391,16 @@ def probe_lifts(summary: dict) -> list[Finding]:
 
 
 def signal_present(summary: dict) -> Finding | None:
-    """Is there a directional signal at all? Judged on the oracle and raw-window rows."""
+    """Is there a directional signal at all? Judged on the oracle and raw-window rows, with
+    the same Holm-corrected verdicts as every other row: one of several reference rows
+    lifting by chance does not count."""
+    verdicts = E.probe_verdicts(summary)
     rows = [
         r
         for r in summary.get("probes", {}).get("classification") or []
-        if r.get("kind") == "oracle" or r["name"] == "raw_window"
+        if (r.get("kind") == "oracle" or r["name"] == "raw_window") and r["name"] in verdicts
     ]
-    judged = [(r, *lift_status(r)) for r in rows]
+    judged = [(r, verdicts[r["name"]].status, verdicts[r["name"]].text) for r in rows]
     judged = [j for j in judged if j[1] != "UNCERTAIN"]
     if not judged:
         return None
@@ -410,6 +420,16 @@ def signal_present(summary: dict) -> Finding | None:
             },
             0.0,
         )
+    if all(j[1] == E.INSUFFICIENT for j in judged):
+        return _finding(
+            "signal_unknown",
+            "warning",
+            E.INSUFFICIENT,
+            "cannot tell whether there is a directional signal: "
+            + "; ".join(f"{r['name']} {ev}" for r, _, ev in judged[:1]),
+            {r["name"]: r.get("dir_lift") for r, _, _ in judged},
+            0.0,
+        )
     evs = "; ".join(f"{r['name']} {ev}" for r, _, ev in judged)
     return _finding(
         "signal_absent",
@@ -421,33 +441,32 @@ def signal_present(summary: dict) -> Finding | None:
     )
 
 
-def lejepa_vs_baselines(summary: dict) -> list[Finding]:
-    """BEATS / LOSES / TIES per baseline from the paired-test CI of the difference
-    (LeJEPA − baseline); without a paired test, from non-overlapping probe CIs."""
+def _comparisons(summary: dict) -> list[dict[str, Any]]:
+    """LeJEPA's comparisons (paired tests, else non-overlapping probe CIs) and the
+    pretrained-vs-random-init test, oriented as ``name − other``: one Holm family."""
     probes = summary.get("probes", {})
     name = lejepa_name(summary)
+    tests: list[dict[str, Any]] = []
     if name is None:
-        return []
-    out, seen = [], set()
+        return tests
+    seen = set()
     for p in probes.get("paired") or []:
         if name not in (p["a"], p["b"]) or not p.get("ci") or not ok(p.get("diff")):
             continue
         sign = 1.0 if p["a"] == name else -1.0
         other = p["b"] if sign > 0 else p["a"]
-        diff = sign * p["diff"]
         lo, hi = sorted((sign * p["ci"][0], sign * p["ci"][1]))
-        status = "BEATS" if lo > 0 else ("LOSES TO" if hi < 0 else "TIES")
         seen.add(other)
-        out.append(
-            _finding(
-                f"vs_{other}",
-                {"BEATS": "ok", "TIES": "info"}.get(status, "warning"),
-                status,
-                f"{name} {status.lower()} {other}: paired {p['metric']} difference {fmt(diff)} "
-                f"CI {fmt_ci([lo, hi])}",
-                {"diff": diff, "ci": [lo, hi], "metric": p["metric"]},
-                0.0,
-            )
+        tests.append(
+            {
+                "id": f"vs_{other}",
+                "other": other,
+                "diff": sign * p["diff"],
+                "ci": [lo, hi],
+                "metric": p["metric"],
+                "resamples": p.get("resamples"),
+                "paired": True,
+            }
         )
     me = _row(summary, name)
     for r in probes.get("classification") or []:
@@ -462,47 +481,109 @@ def lejepa_vs_baselines(summary: dict) -> list[Finding]:
         if not (me and me.get("balanced_accuracy_ci") and r.get("balanced_accuracy_ci")):
             continue
         a, b = me["balanced_accuracy_ci"], r["balanced_accuracy_ci"]
-        status = "BEATS" if a[0] > b[1] else ("LOSES TO" if a[1] < b[0] else "TIES")
+        # Unpaired: the difference's CI from the two CIs' normal-equivalent SEs.
+        level = probes.get("ci_level") if ok(probes.get("ci_level")) else 0.95
+        se = math.hypot(E.se_from_ci(a, level), E.se_from_ci(b, level))
         diff = (me["balanced_accuracy"] or 0.0) - (r["balanced_accuracy"] or 0.0)
-        out.append(
-            _finding(
-                f"vs_{r['name']}",
-                {"BEATS": "ok", "TIES": "info"}.get(status, "warning"),
-                status,
-                f"{name} {status.lower()} {r['name']} (unpaired, no paired test recorded): "
-                f"balanced accuracy {fmt(me['balanced_accuracy'])} CI {fmt_ci(a)} vs "
-                f"{fmt(r['balanced_accuracy'])} CI {fmt_ci(b)}, difference {fmt(diff)}",
-                {"diff": diff, "ci_a": a, "ci_b": b},
-                "non-overlapping CIs",
-            )
+        tests.append(
+            {
+                "id": f"vs_{r['name']}",
+                "other": r["name"],
+                "diff": diff,
+                "ci": [a[0] - b[1], a[1] - b[0]],
+                "ci_a": a,
+                "ci_b": b,
+                "se": se,
+                "metric": "balanced_accuracy",
+                "paired": False,
+                "me": me,
+                "row": r,
+            }
         )
+    for p in probes.get("paired") or []:
+        if {p["a"], p["b"]} != {"lejepa_finetuned", "supervised"}:
+            continue
+        if not p.get("ci") or not ok(p.get("diff")):
+            break
+        sign = 1.0 if p["a"] == "lejepa_finetuned" else -1.0
+        lo, hi = sorted((sign * p["ci"][0], sign * p["ci"][1]))
+        tests.append(
+            {
+                "id": "init_supervised",
+                "diff": sign * p["diff"],
+                "ci": [lo, hi],
+                "metric": p["metric"],
+                "resamples": p.get("resamples"),
+                "paired": True,
+            }
+        )
+        break
+    return tests
+
+
+def _comparison_findings(summary: dict) -> dict[str, Finding]:
+    tests = _comparisons(summary)
+    name = lejepa_name(summary)
+    out: dict[str, Finding] = {}
+    for t, v in zip(tests, E.paired_verdicts(summary, tests), strict=True):
+        diff, (lo, hi) = t["diff"], t["ci"]
+        if t["id"] == "init_supervised":
+            status = {"BEATS": "HELPS", "LOSES TO": "HURTS", "TIES": "NO CLEAR EFFECT"}.get(
+                v.status, v.status
+            )
+            verb = {"HELPS": "beats", "HURTS": "loses to", "NO CLEAR EFFECT": "ties"}.get(
+                status, "cannot be compared with"
+            )
+            text = (
+                f"pretraining as initialization: lejepa_finetuned (fine-tuned from best.pt) {verb} "
+                f"supervised (same training from random init): paired {t['metric']} difference "
+                f"{fmt(diff)} CI {fmt_ci([lo, hi])}"
+            )
+            sev = {"HELPS": "ok", "HURTS": "warning"}.get(status, "info")
+        elif t["paired"]:
+            status = v.status
+            verb = status.lower() if status != E.INSUFFICIENT else "cannot be compared with"
+            text = (
+                f"{name} {verb} {t['other']}: paired {t['metric']} difference {fmt(diff)} "
+                f"CI {fmt_ci([lo, hi])}"
+            )
+            sev = {"BEATS": "ok", "TIES": "info"}.get(status, "warning")
+        else:
+            status = v.status
+            verb = status.lower() if status != E.INSUFFICIENT else "cannot be compared with"
+            me, r = t["me"], t["row"]
+            text = (
+                f"{name} {verb} {r['name']} (unpaired, no paired test recorded): "
+                f"balanced accuracy {fmt(me['balanced_accuracy'])} CI {fmt_ci(t['ci_a'])} vs "
+                f"{fmt(r['balanced_accuracy'])} CI {fmt_ci(t['ci_b'])}, difference {fmt(diff)}"
+            )
+            sev = {"BEATS": "ok", "TIES": "info"}.get(status, "warning")
+        if status == E.INSUFFICIENT:
+            sev = "warning"
+            text += f"; {v.text}"
+        else:
+            text += v.text
+        nums: dict[str, Any] = {"diff": diff, "ci": [lo, hi], "metric": t["metric"]}
+        nums.update({"p": v.p, "p_adj": v.p_adj})
+        if not t["paired"]:
+            nums.update({"ci_a": t["ci_a"], "ci_b": t["ci_b"]})
+        thr = 0.0 if t["paired"] else "non-overlapping CIs"
+        out[t["id"]] = _finding(t["id"], sev, status, text, nums, thr)
     return out
+
+
+def lejepa_vs_baselines(summary: dict) -> list[Finding]:
+    """BEATS / LOSES TO / TIES / INSUFFICIENT EVIDENCE per baseline from the paired-test
+    CI of the difference (LeJEPA − baseline), Holm-corrected over all comparisons; without
+    a paired test, from the two probe CIs."""
+    return [f for k, f in _comparison_findings(summary).items() if k.startswith("vs_")]
 
 
 def pretraining_as_init(summary: dict) -> Finding | None:
     """Does LeJEPA pretraining help as an initialization? From the paired test of the
-    fine-tuned pretrained encoder against the same architecture trained from random init."""
-    for p in summary.get("probes", {}).get("paired") or []:
-        if {p["a"], p["b"]} != {"lejepa_finetuned", "supervised"}:
-            continue
-        if not p.get("ci") or not ok(p.get("diff")):
-            return None
-        sign = 1.0 if p["a"] == "lejepa_finetuned" else -1.0
-        diff = sign * p["diff"]
-        lo, hi = sorted((sign * p["ci"][0], sign * p["ci"][1]))
-        status = "HELPS" if lo > 0 else ("HURTS" if hi < 0 else "NO CLEAR EFFECT")
-        verb = {"HELPS": "beats", "HURTS": "loses to"}.get(status, "ties")
-        return _finding(
-            "init_supervised",
-            {"HELPS": "ok", "HURTS": "warning"}.get(status, "info"),
-            status,
-            f"pretraining as initialization: lejepa_finetuned (fine-tuned from best.pt) {verb} "
-            f"supervised (same training from random init): paired {p['metric']} difference "
-            f"{fmt(diff)} CI {fmt_ci([lo, hi])}",
-            {"diff": diff, "ci": [lo, hi], "metric": p["metric"]},
-            0.0,
-        )
-    return None
+    fine-tuned pretrained encoder against the same architecture trained from random init
+    (in the same Holm family as LeJEPA's other comparisons)."""
+    return _comparison_findings(summary).get("init_supervised")
 
 
 def vol_predictable(summary: dict) -> list[Finding]:
@@ -516,11 +597,27 @@ def vol_predictable(summary: dict) -> list[Finding]:
     hars = [r for r in rows if "har" in r["name"].lower() and ok(r.get("r2"))]
     har = max(hars, key=lambda r: r["r2"]) if hars else None
     name = lejepa_name(summary) or "lejepa"
+    missing = E.probe_missing(summary)
     out = []
     for r in rows:
         if r is har or r["name"] != name or not r.get("r2_ci"):
             continue
         lo, hi = r["r2_ci"]
+        problem = E.ci_problem(summary, r["r2_ci"], None)
+        if missing or problem:
+            why = "; ".join(missing + ([problem] if problem else []))
+            text = f"vol predictability from {r['name']}: R² {fmt(r['r2'])} CI {fmt_ci(r['r2_ci'])}"
+            out.append(
+                _finding(
+                    f"vol_{r['name']}",
+                    "info",
+                    E.INSUFFICIENT,
+                    f"{text}; {E.INSUFFICIENT}: {why}",
+                    {"r2": r["r2"], "ci": r["r2_ci"]},
+                    0.0,
+                )
+            )
+            continue
         status = "PREDICTABLE" if lo > 0 else "NOT PREDICTABLE"
         text = (
             f"vol is {status.lower()} from {r['name']}: R² {fmt(r['r2'])} CI {fmt_ci(r['r2_ci'])}"
@@ -635,12 +732,29 @@ def costs_vs_edge(summary: dict) -> Finding | None:
             nums,
             "costs > gross",
         )
+    # Gross above costs is a claim about the strategy's net result: it needs the evidence
+    # gate and a significant (Holm-corrected, deflated) Sharpe ratio, like "makes money".
+    text = f"gross P&L {money(gross)} exceeds costs {money(costs)} (costs are {pct(costs / gross)} of the edge)"
+    name = summary.get("backtest", {}).get("representation") or "policy"
+    v = E.strategy_verdicts(summary).get(name)
+    if v is None or v.status != "SIGNIFICANT":
+        why = v.text if v is not None else "no significance test recorded"
+        status = (
+            E.INSUFFICIENT if v is not None and v.status == E.INSUFFICIENT else "EDGE NOT SHOWN"
+        )
+        return _finding(
+            "edge_not_shown",
+            "info",
+            status,
+            f"{text}, but the strategy is not significant ({why}): no evidence the edge survives costs",
+            nums,
+            "costs > gross and significant",
+        )
     return _finding(
         "edge_survives_costs",
         "ok",
         "EDGE > COSTS",
-        f"gross P&L {money(gross)} exceeds costs {money(costs)} (costs are "
-        f"{pct(costs / gross)} of the edge)",
+        f"{text}; {v.text}",
         nums,
         "costs > gross",
     )
@@ -686,6 +800,8 @@ def loss_attribution(summary: dict) -> Finding | None:
 
 
 def significance(summary: dict) -> Finding | None:
+    """SIGNIFICANT only above the evidence gate and with the policy's ``1 − DSR``
+    Holm-adjusted over all policies of the run below the family α."""
     m = summary.get("backtest", {}).get("metrics") or {}
     dsr, psr, trials = m.get("dsr"), m.get("psr"), m.get("n_trials")
     if ok(dsr):
@@ -698,22 +814,56 @@ def significance(summary: dict) -> Finding | None:
     extra = (
         f", Sharpe {fmt(m.get('sharpe'))} bootstrap CI {fmt_ci(ci)}" if ok(m.get("sharpe")) else ""
     )
-    if val >= SIGNIFICANCE:
+    name = summary.get("backtest", {}).get("representation") or "policy"
+    v = E.strategy_verdicts(summary)[name]
+    nums = {key: val, "n_trials": trials, "p_adj": v.p_adj}
+    if v.status == E.INSUFFICIENT:
+        return _finding(
+            "not_significant",
+            "warning",
+            E.INSUFFICIENT,
+            f"Sharpe ratio cannot be judged: {label}{extra}; {v.text}",
+            nums,
+            SIGNIFICANCE,
+        )
+    if v.status == "SIGNIFICANT":
         return _finding(
             "significant",
             "ok",
             "SIGNIFICANT",
-            f"Sharpe ratio is significant: {label} ≥ {SIGNIFICANCE}{extra}",
-            {key: val, "n_trials": trials},
+            f"Sharpe ratio is significant: {label} ≥ {SIGNIFICANCE}{extra}; {v.text}",
+            nums,
             SIGNIFICANCE,
         )
+    below = f"{label} < {SIGNIFICANCE}" if val < SIGNIFICANCE else label
     return _finding(
         "not_significant",
         "warning",
         "NOT SIGNIFICANT",
-        f"Sharpe ratio is not significant: {label} < {SIGNIFICANCE}{extra}",
-        {key: val, "n_trials": trials},
+        f"Sharpe ratio is not significant: {below}{extra}; {v.text}",
+        nums,
         SIGNIFICANCE,
+    )
+
+
+def evidence_gate(summary: dict) -> Finding | None:
+    """One finding listing everything below the evidence gate (report/evidence.py)."""
+    probes = E.probe_missing(summary) if summary.get("probes", {}).get("available") else []
+    bt = summary.get("backtest", {})
+    strat = E.strategy_missing(summary, bt.get("metrics") or {}) if bt.get("available") else []
+    strat = [x for x in strat if x not in probes]
+    if not (probes or strat):
+        return None
+    parts = ([f"probes: {'; '.join(probes)}"] if probes else []) + (
+        [f"backtest: {'; '.join(strat)}"] if strat else []
+    )
+    return _finding(
+        "insufficient_evidence",
+        "warning",
+        E.INSUFFICIENT,
+        "too little data for a confident verdict — " + " | ".join(parts),
+        {"probes": probes, "backtest": strat, "min_test_days": E.min_test_days(summary)},
+        E.min_test_days(summary),
     )
 
 
@@ -796,7 +946,7 @@ def null_market(summary: dict) -> Finding | None:
 def evaluate(summary: dict) -> list[Finding]:
     """All findings for a run, most fundamental first."""
     out: list[Finding | None] = [training_stop(summary), collapse_status(summary)]
-    out += [null_market(summary), signal_present(summary)]
+    out += [evidence_gate(summary), null_market(summary), signal_present(summary)]
     out += probe_lifts(summary) + lejepa_vs_baselines(summary) + [pretraining_as_init(summary)]
     out += vol_predictable(summary)
     out += [latent_trend(summary), horizons(summary), policy_one_side(summary), no_trades(summary)]
@@ -825,6 +975,15 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
         out.append({"id": id, "because": because, "text": text})
 
     col = f.get("collapse")
+    if "insufficient_evidence" in f:
+        split = cfg.get("split") or {}
+        add(
+            "more_evidence",
+            ["insufficient_evidence"],
+            f"Get more evidence before reading any verdict ({f['insufficient_evidence']['text']}): "
+            f"use a longer date range or a larger test share (split.test now "
+            f"{fmt(split.get('test'))}); `marketjepa inspect-data` shows how many days the data has.",
+        )
     if "diverged" in f:
         lr = tr.get("learning_rate")
         add(

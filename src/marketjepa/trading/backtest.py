@@ -520,6 +520,10 @@ def evaluate_signals(
     )
     results: dict[str, StrategyResult] = {}
     strategies: dict[str, dict[str, Any]] = {}
+    # Every row — each policy and each baseline — is deflated by every configuration
+    # tried in the run, not only its own threshold grid (issue #11).
+    n_trials, var_trials = run_trials(policy)
+    deflate = {"n_trials": n_trials, "var_trial_sharpes": var_trials}
     present = set(signals["representation"].unique().to_list())
     reps = [r for r in policy.get("order", sorted(present)) if r in present]
     for rep in reps:
@@ -534,17 +538,8 @@ def evaluate_signals(
         sig = np.zeros(market.n, np.int8)
         sig[rows] = sub["signal"].to_numpy().astype(np.int8)
         res = run_strategy(pricer, sig, eval_mask, rules, costs, rep)
-        info = policy.get("representations", {}).get(rep, {})
         results[rep] = res
-        strategies[rep] = strategy_summary(
-            market,
-            eval_mask,
-            res,
-            rules,
-            info.get("n_trials", 1),
-            info.get("trial_sharpe_var", 0.0),
-            **boot,
-        )
+        strategies[rep] = strategy_summary(market, eval_mask, res, rules, **deflate, **boot)
 
     primary = "lejepa" if "lejepa" in results else (reps[0] if reps else None)
     n_ref = results[primary].trades["entry_row"].size if primary else 0
@@ -561,14 +556,14 @@ def evaluate_signals(
         sig = baseline_signals(valid_rows, n_ref, market.n, side)
         res = run_strategy(pricer, sig, eval_mask, rules, costs, name)
         results[name] = res
-        strategies[name] = strategy_summary(market, eval_mask, res, rules, **boot)
+        strategies[name] = strategy_summary(market, eval_mask, res, rules, **deflate, **boot)
     rand = []
     for s in range(cfg.backtest.random_baseline_seeds):
         rng = np.random.default_rng(cfg.policy.seed * 1000 + s)
         sig = baseline_signals(valid_rows, n_ref, market.n, "random", rng)
         res = run_strategy(pricer, sig, eval_mask, rules, costs, f"random_s{s}")
         results[res.name] = res
-        rand.append(strategy_summary(market, eval_mask, res, rules, **boot))
+        rand.append(strategy_summary(market, eval_mask, res, rules, **deflate, **boot))
     strategies["random"] = _distribution(rand)
 
     ticker = cfg.data.ticker
@@ -615,7 +610,8 @@ def evaluate_signals(
         if sources["surface_proxy"]
         else None,
         "bars_fallbacks": surface_used if bars_mode else None,
-        "n_trials": policy.get("n_trials_total", 1),
+        "n_trials": n_trials,
+        "var_trial_sharpes": var_trials,
         "baseline_trade_count": n_ref,
         "baseline_trade_count_rule": rate_note,
         "rules": to_jsonable(cfg.backtest.model_dump()),
@@ -624,6 +620,30 @@ def evaluate_signals(
         "attribution": attribution,
     }
     return report, trades, pl.concat(eq, how="vertical")
+
+
+def run_trials(policy: dict[str, Any]) -> tuple[int, float]:
+    """(N, V) for the deflated Sharpe ratio: N = every configuration tried in the run
+    (threshold pairs of every representation's policy; one head per run), V = variance
+    of all their validation per-period Sharpe ratios (0 when unknown: the metrics then
+    use the no-skill estimation variance)."""
+    reps = policy.get("representations") or {}
+    n = int(policy.get("n_trials_total") or sum(int(r.get("n_trials", 1)) for r in reps.values()))
+    srs = np.array(
+        [
+            t.get("val_sharpe_daily")
+            for r in reps.values()
+            for t in r.get("trials") or []
+            if t.get("val_sharpe_daily") is not None
+        ],
+        dtype=float,
+    )
+    srs = srs[np.isfinite(srs)]
+    if srs.size > 1:
+        return max(n, 1), float(srs.var(ddof=1))
+    # Older policy.json files keep only each representation's variance.
+    vs = [float(r["trial_sharpe_var"]) for r in reps.values() if r.get("trial_sharpe_var")]
+    return max(n, 1), float(np.mean(vs)) if vs else 0.0
 
 
 def _distribution(runs: list[dict[str, Any]]) -> dict[str, Any]:

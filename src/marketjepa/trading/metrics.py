@@ -14,7 +14,9 @@ number of days, ``μ`` and ``s`` their mean and sample standard deviation (ddof 
   expected maximum per-period Sharpe of N independent trials with no skill,
       SR0 = √V[SR_n] · ((1 − γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e))),
   γ ≈ 0.5772 the Euler–Mascheroni constant, V[SR_n] the variance of the trials' per-period
-  Sharpe ratios;  DSR = PSR(SR0). With N ≤ 1 there is no selection: SR0 = 0.
+  Sharpe ratios;  DSR = PSR(SR0). With N ≤ 1 there is no selection: SR0 = 0. N counts
+  every configuration tried in the run (all representations × threshold pairs × heads);
+  when V[SR_n] is unknown it is the no-skill estimation variance 1/(n − 1).
 - Bootstrap CI of the annualized Sharpe: moving-block bootstrap over days (blocks of
   ``block`` days resampled with replacement), percentile interval.
 - Trade statistics: win rate = share of trades with net P&L > 0; average win/loss = mean net
@@ -121,6 +123,33 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, var_trial_sharpes:
     return psr_from_returns(returns, expected_max_sharpe(n_trials, var_trial_sharpes))
 
 
+def bootstrap_sharpe_samples(
+    returns: np.ndarray, n_boot: int = 500, block: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Annualized Sharpe of each moving-block bootstrap replicate of the daily returns.
+
+    A replicate of all-zero returns (no trade on any drawn day) has Sharpe 0, not an
+    undefined 0/0: dropping those replicates would keep only the draws that contain the
+    traded days, and a 1-trade strategy would get a CI that excludes 0. A replicate with
+    constant non-zero returns stays undefined (NaN).
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    n = r.size
+    if n < 3:
+        return np.full(n_boot, np.nan)
+    block = max(1, min(block, n))
+    rng = np.random.default_rng(seed)
+    n_blocks = math.ceil(n / block)
+    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
+    samples = r[idx]
+    sd = samples.std(axis=1, ddof=1)
+    mean = samples.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpes = np.where(sd > 0, mean / sd * math.sqrt(TRADING_DAYS), np.nan)
+    return np.where((sd == 0) & (mean == 0), 0.0, sharpes)
+
+
 def bootstrap_sharpe_ci(
     returns: np.ndarray,
     n_boot: int = 500,
@@ -129,19 +158,7 @@ def bootstrap_sharpe_ci(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile CI of the annualized Sharpe under a moving-block bootstrap over days."""
-    r = np.asarray(returns, dtype=np.float64)
-    n = r.size
-    if n < 3:
-        return float("nan"), float("nan")
-    block = max(1, min(block, n))
-    rng = np.random.default_rng(seed)
-    n_blocks = math.ceil(n / block)
-    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
-    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
-    samples = r[idx]
-    sd = samples.std(axis=1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sharpes = np.where(sd > 0, samples.mean(axis=1) / sd * math.sqrt(TRADING_DAYS), np.nan)
+    sharpes = bootstrap_sharpe_samples(returns, n_boot, block, seed)
     sharpes = sharpes[np.isfinite(sharpes)]
     if sharpes.size == 0:
         return float("nan"), float("nan")
@@ -192,6 +209,14 @@ def strategy_metrics(
     mdd, mdd_days = max_drawdown(np.concatenate([[initial_capital], equity]))
     sr_d, g3, g4, n_days = return_moments(rets)
     lo, hi = bootstrap_sharpe_ci(rets, bootstrap_samples, bootstrap_block_days, ci_level, seed)
+    boot = bootstrap_sharpe_samples(rets, bootstrap_samples, bootstrap_block_days, seed)
+    finite = boot[np.isfinite(boot)]
+    if n_trials > 1 and not var_trial_sharpes > 0 and n_days > 1:
+        # Trials were run but their Sharpe spread is unknown (or all equal): deflate with
+        # the estimation variance of a per-period Sharpe under no skill, 1/(n − 1)
+        # (Lo 2002), so DSR < PSR whenever more than one configuration was tried.
+        var_trial_sharpes = 1.0 / (n_days - 1)
+    sr0 = expected_max_sharpe(n_trials, var_trial_sharpes)
     out: dict[str, float | int | None] = {
         "total_return": _clean(equity[-1] / initial_capital - 1.0) if equity.size else 0.0,
         "net_pnl": _clean(float(np.sum(net_pnl))),
@@ -203,17 +228,17 @@ def strategy_metrics(
         "sortino": _clean(sortino_ratio(rets)),
         "sharpe_ci_low": _clean(lo),
         "sharpe_ci_high": _clean(hi),
+        # Evidence gate inputs: share of defined replicates and their distinct values.
+        "sharpe_ci_valid_share": _clean(finite.size / boot.size) if boot.size else None,
+        "sharpe_ci_distinct": int(np.unique(np.round(finite, 9)).size),
         "max_drawdown": _clean(mdd),
         "max_drawdown_days": mdd_days,
         "skewness": _clean(g3),
         "kurtosis": _clean(g4),
         "psr": _clean(probabilistic_sharpe_ratio(sr_d, n_days, g3, g4, 0.0)),
         "n_trials": int(n_trials),
-        "sr0_deflated": _clean(expected_max_sharpe(n_trials, var_trial_sharpes)),
-        "dsr": _clean(
-            probabilistic_sharpe_ratio(
-                sr_d, n_days, g3, g4, expected_max_sharpe(n_trials, var_trial_sharpes)
-            )
-        ),
+        "var_trial_sharpes": _clean(var_trial_sharpes),
+        "sr0_deflated": _clean(sr0),
+        "dsr": _clean(probabilistic_sharpe_ratio(sr_d, n_days, g3, g4, sr0)),
     }
     return out

@@ -1,0 +1,139 @@
+"""Honesty check of the report's verdicts on tiny synthetic markets (issue #11).
+
+Runs the whole pipeline at the ``tiny`` preset on ``--null`` null markets
+(``synth.signal = 0``) and ``--planted`` planted-signal markets, with synthetic-market
+seeds ``--seed-base + i`` (default 7101…; no test of the suite uses these seeds), and
+reads each report:
+
+- a null market passes when nothing claims an edge: no probe row LIFT, no "SIGNAL
+  PRESENT", no "Directional edge: yes", no "EDGE > COSTS", no "SIGNIFICANT" strategy and
+  no "makes money" anywhere in the findings, headline or report.md;
+- a planted market passes when the headline says "Directional edge: yes".
+
+Markets alternate null/planted so a partial run measures both. One JSON line per market
+is appended to ``<out>/honesty.jsonl`` as it finishes; the tally is printed at the end.
+
+    nice -n 5 python benchmarks/honesty.py --null 20 --planted 10 [--out runs/honesty]
+    python benchmarks/honesty.py --rejudge --out runs/honesty   # re-report finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+from marketjepa.config import load_config
+from marketjepa.pipeline import run_pipeline
+from marketjepa.report.build import headline
+from marketjepa.report.collect import collect_run
+from marketjepa.report.rules import evaluate
+
+# Statuses/phrases that claim an edge; none may appear on a null market.
+CLAIMS = ("LIFT", "SIGNAL PRESENT", "EDGE > COSTS", "SIGNIFICANT")
+PHRASES = ("Directional edge: yes", "EDGE > COSTS", "makes money")
+
+
+def judge(run_dir: Path) -> dict:
+    """Claims made by one run's findings, headline and report.md."""
+    summary = collect_run(run_dir)
+    findings = evaluate(summary)
+    lines = headline(summary, findings)
+    report = (run_dir / "report.md").read_text()
+    claims = [f"{f['id']}: {f['status']}" for f in findings if f["status"] in CLAIMS]
+    claims += [p for p in PHRASES if p in report or any(p in x for x in lines)]
+    edge = next((x for x in lines if x.startswith("Directional edge")), "")
+    # For comparison only: would LeJEPA's direction-lift CI alone (no gate, no Holm) be above 0?
+    row = next(
+        (r for r in summary["probes"].get("classification") or [] if r["name"] == "lejepa"), {}
+    )
+    ci = row.get("dir_lift_ci")
+    return {
+        "claims": sorted(set(claims)),
+        "edge_line": edge,
+        "edge_yes": "edge: yes" in edge,
+        "lejepa_dir_lift": row.get("dir_lift"),
+        "lejepa_dir_lift_ci": ci,
+        "uncorrected_ci_above_0": bool(ci and ci[0] > 0),
+        "test_days": summary["probes"].get("eval_days"),
+        "trades": (summary["backtest"].get("metrics") or {}).get("n_trades"),
+    }
+
+
+def tally(results: list[dict]) -> None:
+    for kind in ("null", "planted"):
+        rs = [r for r in results if r["kind"] == kind]
+        if not rs:
+            continue
+        what = "no claim" if kind == "null" else '"Directional edge: yes"'
+        raw = sum(r["uncorrected_ci_above_0"] for r in rs)
+        print(
+            f"{kind}: {sum(r['passed'] for r in rs)}/{len(rs)} markets with {what}; "
+            f"LeJEPA direction-lift CI above 0 before gate and correction: {raw}/{len(rs)}"
+        )
+
+
+def rejudge(out: Path) -> None:
+    """Judge finished runs under ``out`` again with the current rules (no retraining)."""
+    results = []
+    for run in sorted(out.glob("*-*/runs/*")):
+        if not (run / "report.md").exists():
+            continue
+        kind, seed = run.parent.parent.name.rsplit("-", 1)
+        from marketjepa.report.build import build_report
+
+        build_report(run)
+        res = {"kind": kind, "seed": int(seed), **judge(run)}
+        res["passed"] = res["edge_yes"] if kind == "planted" else not res["claims"]
+        results.append(res)
+        print(json.dumps(res), flush=True)
+    tally(results)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--null", type=int, default=20)
+    ap.add_argument("--planted", type=int, default=10)
+    ap.add_argument("--seed-base", type=int, default=7101)
+    ap.add_argument("--out", type=Path, default=Path("runs/honesty"))
+    ap.add_argument(
+        "--rejudge", action="store_true", help="only re-report and judge the runs under --out"
+    )
+    args = ap.parse_args()
+    if args.rejudge:
+        rejudge(args.out)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "honesty.jsonl"
+    nulls = [("null", args.seed_base + i) for i in range(args.null)]
+    planted = [("planted", args.seed_base + 100 + i) for i in range(args.planted)]
+    order = [m for pair in itertools.zip_longest(nulls, planted) for m in pair if m]
+    results = []
+    for kind, seed in order:
+        t0 = time.perf_counter()
+        root = args.out / f"{kind}-{seed}"
+        cfg = load_config(
+            "tiny",
+            overrides=[
+                f"name={kind}-{seed}",
+                f"runs_dir={root / 'runs'}",
+                f"data.prepared_dir={root / 'prepared'}",
+                f"synth.out_dir={root / 'raw'}",
+                f"synth.seed={seed}",
+                *(["synth.signal=0"] if kind == "null" else []),
+            ],
+        )
+        res = {"kind": kind, "seed": seed, **judge(run_pipeline(cfg))}
+        res["passed"] = res["edge_yes"] if kind == "planted" else not res["claims"]
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        results.append(res)
+        with log.open("a") as f:
+            f.write(json.dumps(res) + "\n")
+        print(json.dumps(res), flush=True)
+    tally(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Evidence gate and Holm correction (report/evidence.py, issue #11): short test sets,
+degenerate CIs, one-sided predictors and chance lifts never read as an edge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_rules import bt, probes, prow, summary
+
+from marketjepa.config import EvalConfig
+from marketjepa.evaluate import probes as pr
+from marketjepa.report import evidence as E
+from marketjepa.report import rules as R
+from marketjepa.report.build import headline
+from marketjepa.report.collect import _probes_section
+from marketjepa.trading import metrics as M
+
+EV = EvalConfig(bootstrap_samples=100, bootstrap_block_days=5)
+
+
+def test_holm_matches_a_hand_computed_example():
+    # Sorted: 0.005, 0.01, 0.03, 0.04 → ×4, ×3, ×2, ×1 = 0.02, 0.03, 0.06, 0.04, then the
+    # running maximum: 0.02, 0.03, 0.06, 0.06 (returned in the input order).
+    adj = E.holm([0.01, 0.04, 0.03, 0.005])
+    assert adj == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert [a < 0.05 for a in adj] == [True, False, False, True]
+    assert E.holm([float("nan"), 0.01]) == pytest.approx([1.0, 0.02])
+    assert E.holm([]) == []
+
+
+def test_p_value_from_bootstrap_se_and_from_ci():
+    assert E.p_two_sided(1.96, 1.0) == pytest.approx(0.05, abs=1e-3)
+    assert np.isnan(E.p_two_sided(0.1, 0.0))
+    # Few test days: Student-t with days − 1 df (t_18 two-sided 5% point is 2.101).
+    assert E.p_two_sided(2.101, 1.0, df=18) == pytest.approx(0.05, abs=1e-3)
+    assert E.cluster_df(summary(probes={"eval_days": 19})) == 18
+    assert E.se_from_ci([-1.96, 1.96], 0.95) == pytest.approx(1.0, rel=1e-3)
+
+
+def _run_probes(test_days: int, seed: int = 3) -> dict:
+    """probes.json of a planted market with ``test_days`` test days (real probe fits)."""
+    rng = np.random.default_rng(seed)
+    per_day, n_days = 60, (30, 8, test_days)
+    split = np.concatenate([np.full(n * per_day, s, np.int8) for s, n in enumerate(n_days)])
+    day = np.repeat(np.arange(sum(n_days)), per_day)
+    n = day.size
+    label = rng.choice(3, size=n, p=[0.6, 0.2, 0.2])
+    rows = pr.ProbeRows(
+        anchors=np.arange(n),
+        split=split,
+        label=label,
+        day=day,
+        fwd_ret=0.003 * rng.normal(size=n),
+        fwd_rv=rng.normal(size=n),
+    )
+    centers = rng.normal(size=(3, 4))
+    reps = {
+        "lejepa": (2.0 * centers[label] + rng.normal(size=(n, 4))).astype(np.float32),
+        "raw_window": rng.normal(size=(n, 4)).astype(np.float32),
+    }
+    table = pr.probe_table(reps, rows, EV, paired=(("lejepa", "raw_window"),))
+    return {
+        "evaluated_on": "test",
+        "n_rows": rows.counts(),
+        "n_days": {pr.SPLIT_NAMES[i]: int(np.unique(day[split == i]).size) for i in range(3)},
+        "ci_level": EV.ci_level,
+        "bootstrap": {"block_days": EV.bootstrap_block_days, "samples": EV.bootstrap_samples},
+        **table,
+    }
+
+
+@pytest.mark.parametrize("test_days", [1, 2, 5])
+def test_short_test_sets_say_insufficient_evidence_never_yes(test_days):
+    s = summary(probes=_probes_section(_run_probes(test_days)), run_dir="run")
+    findings = R.evaluate(s)
+    edge = next(x for x in headline(s, findings) if x.startswith("Directional edge"))
+    assert edge.startswith("Directional edge: INSUFFICIENT EVIDENCE"), edge
+    assert f"{test_days} test day" in edge and "need ≥ 20 for a day-block CI" in edge
+    assert "yes" not in edge
+    statuses = {f["id"]: f["status"] for f in findings}
+    assert "LIFT" not in statuses.values() and "BEATS" not in statuses.values()
+    assert statuses["insufficient_evidence"] == "INSUFFICIENT EVIDENCE"
+    assert statuses["vs_raw_window"] == "INSUFFICIENT EVIDENCE"
+
+
+def test_enough_test_days_find_the_planted_edge():
+    # The control that makes the test above meaningful: same market, 30 test days.
+    s = summary(probes=_probes_section(_run_probes(30)), run_dir="run")
+    edge = next(x for x in headline(s) if x.startswith("Directional edge"))
+    assert edge.startswith("Directional edge: yes") and "Holm-adjusted" in edge
+
+
+def _gated(**probe_fields) -> dict:
+    p = probes(*probe_fields.pop("rows"), paired=probe_fields.pop("paired", ()))
+    return summary(probes={**p, "eval_days": 40, "eval_rows": 5000, **probe_fields})
+
+
+def test_single_class_test_set_is_insufficient_not_balanced_accuracy_one():
+    maj = prow("majority", 1.0, 0.0)
+    s = _gated(
+        rows=[maj, prow("lejepa", 0.9, 0.02)],
+        class_counts={"HOLD": 900.0, "BUY_CALL": 0.0, "BUY_PUT": 0.0},
+    )
+    f = {x["id"]: x for x in R.probe_lifts(s)}
+    assert f["lift_lejepa"]["status"] == "INSUFFICIENT EVIDENCE"
+    assert "0 BUY_CALL rows among the scored rows; need ≥ 20" in f["lift_lejepa"]["text"]
+
+
+def test_zero_width_ci_never_beats():
+    pair = {"a": "lejepa", "b": "raw_window", "metric": "balanced_accuracy"}
+    s = _gated(
+        rows=[prow("lejepa", 0.619, 0.0), prow("raw_window", 0.5, 0.0)],
+        paired=[{**pair, "diff": 0.119, "ci": [0.119, 0.119]}],
+    )
+    f = {x["id"]: x for x in R.lejepa_vs_baselines(s)}
+    assert f["vs_raw_window"]["status"] == "INSUFFICIENT EVIDENCE"
+    assert "zero width" in f["vs_raw_window"]["text"]
+    lifts = {x["id"]: x["status"] for x in R.probe_lifts(s)}
+    assert lifts["lift_lejepa"] == "INSUFFICIENT EVIDENCE"
+
+
+def test_one_sided_predictor_has_no_measured_direction_lift():
+    row = prow("lejepa", 0.40) | {
+        "dir_lift": 0.0,
+        "dir_lift_ci": [0.0, 0.0],
+        "confusion": [[500, 80, 0], [40, 60, 0], [50, 70, 0]],
+    }
+    s = _gated(rows=[row])
+    f = {x["id"]: x for x in R.probe_lifts(s)}
+    assert f["lift_lejepa"]["status"] == "NO LIFT"
+    assert "predicts BUY_CALL only" in f["lift_lejepa"]["text"]
+    assert "by construction" in f["lift_lejepa"]["text"]
+
+
+def test_one_chance_reference_lift_is_not_a_signal_after_holm():
+    # raw_window's CI just excludes 0 (p ≈ 0.03 alone); with 5 rows tested, Holm needs
+    # p < 0.01 for the smallest: no LIFT, no "signal present".
+    def drow(name, lift, half):
+        return prow(name, 0.34, 0.02) | {
+            "dir_lift": lift,
+            "dir_lift_ci": [lift - half, lift + half],
+        }
+
+    rows = [
+        drow("lejepa", 0.0, 0.05),
+        drow("raw_window", 0.055, 0.05),
+        drow("random_init", -0.01, 0.05),
+        drow("oracle_latent", 0.01, 0.05),
+        drow("oracle_filter", -0.02, 0.05),
+    ]
+    s = _gated(rows=rows)
+    f = {x["id"]: x for x in R.evaluate(s)}
+    assert f["lift_raw_window"]["status"] == "NO LIFT"
+    assert "not after the Holm correction" in f["lift_raw_window"]["text"]
+    assert "signal_present" not in f and f["signal_absent"]["status"] == "NO SIGNAL"
+    # A lift far from chance survives the correction.
+    rows[1] = drow("raw_window", 0.2, 0.05)
+    f = {x["id"]: x for x in R.evaluate(_gated(rows=rows))}
+    assert f["lift_raw_window"]["status"] == "LIFT" and "signal_present" in f
+
+
+def test_one_trade_sharpe_ci_covers_zero_and_is_insufficient():
+    pnl = np.zeros(20)
+    pnl[7] = 40.0
+    out = M.strategy_metrics(
+        net_pnl=np.array([40.0]),
+        is_call=np.array([True]),
+        daily_pnl=pnl,
+        initial_capital=10_000.0,
+        bars_in_position=15,
+        n_bars=7800,
+        premium_notional=100.0,
+        n_trials=48,
+        bootstrap_samples=200,
+    )
+    # No-trade replicates count as Sharpe 0 instead of being dropped.
+    assert out["sharpe_ci_low"] <= 0 < out["sharpe_ci_high"]
+    assert out["sharpe_ci_valid_share"] == 1.0
+    # 48 trials with unknown spread still deflate: DSR < PSR.
+    assert out["dsr"] < out["psr"]
+    s = summary(backtest=bt({**out, "sharpe_ci": [out["sharpe_ci_low"], out["sharpe_ci_high"]]}))
+    f = R.significance(s)
+    assert f["status"] == "INSUFFICIENT EVIDENCE" and "1 trade; need ≥ 30" in f["text"]
+
+
+def test_strategy_significance_is_holm_corrected_over_policies():
+    main = {"dsr": 0.97, "n_trades": 100}
+    others = [{"name": f"rep{i}", "dsr": 0.5, "n_trades": 100} for i in range(3)]
+    s = summary(backtest=bt(main, baselines=others, representation="lejepa", days=60))
+    # Alone 1 − 0.97 = 0.03 < 0.05; Holm over 4 policies needs 0.03·4 = 0.12 < 0.05.
+    f = R.significance(s)
+    assert f["status"] == "NOT SIGNIFICANT" and "over 4 policies" in f["text"]
+    s = summary(backtest=bt({"dsr": 0.999, "n_trades": 100}, baselines=others, days=60))
+    assert R.significance(s)["status"] == "SIGNIFICANT"
+
+
+def test_gate_minimums_come_from_config():
+    s = summary(config={"eval": {"bootstrap_block_days": 3, "evidence": {"min_ci_blocks": 5}}})
+    assert E.min_test_days(s) == 15
+    s = summary(config={"eval": {"evidence": {"min_test_days": 7}}})
+    assert E.min_test_days(s) == 7
+    assert E.min_test_days(summary()) == 20
