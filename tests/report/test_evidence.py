@@ -31,9 +31,14 @@ def test_holm_matches_a_hand_computed_example():
 def test_p_value_from_bootstrap_se_and_from_ci():
     assert E.p_two_sided(1.96, 1.0) == pytest.approx(0.05, abs=1e-3)
     assert np.isnan(E.p_two_sided(0.1, 0.0))
-    # Few test days: Student-t with days − 1 df (t_18 two-sided 5% point is 2.101).
+    # Few test days: Student-t (t_18 two-sided 5% point is 2.101) with day blocks − 1 df:
+    # 19 days in 3-day blocks are 7 resampling units; 5-day blocks shrink to 4 days so the
+    # resampler keeps 4 blocks (5 units); 148 days in 5-day blocks are 30 units.
     assert E.p_two_sided(2.101, 1.0, df=18) == pytest.approx(0.05, abs=1e-3)
-    assert E.cluster_df(summary(probes={"eval_days": 19})) == 18
+    assert E.cluster_df(summary(probes={"eval_days": 19, "block_days": 3})) == 6
+    assert E.cluster_df(summary(probes={"eval_days": 19, "block_days": 5})) == 4
+    assert E.cluster_df(summary(probes={"eval_days": 148, "block_days": 5})) == 29
+    assert E.cluster_df(summary(probes={})) is None
     assert E.se_from_ci([-1.96, 1.96], 0.95) == pytest.approx(1.0, rel=1e-3)
 
 

@@ -25,9 +25,10 @@ with its baselines, the deflated-Sharpe tests of all policies. With p-values
 and a test is significant iff ``p̃ < α`` (``family_alpha``, default 0.05), which bounds
 the probability of *any* false claim in the family by α under any dependence between
 the tests. A probe or paired p-value is two-sided from the bootstrap standard error,
-``p = 2·(1 − F(|θ̂| / SE))`` with F the Student-t CDF with (test days − 1) degrees of
-freedom — the SE is clustered by day, and with few days a normal reference is too
-optimistic (SE = SD of the bootstrap replicates, or, for artifacts that did not record
+``p = 2·(1 − F(|θ̂| / SE))`` with F the Student-t CDF with (day blocks − 1) degrees of
+freedom — the SE comes from resampling blocks of days, so it is estimated from only as
+many independent units as there are blocks, and with few blocks a normal (or a
+per-day) reference is too optimistic (SE = SD of the bootstrap replicates, or, for artifacts that did not record
 it, the CI width / (2·Φ⁻¹((1 + level)/2))); a policy's p-value is ``1 − DSR``. A verdict also needs its CI on the claimed side of 0, so a claim never
 contradicts the interval printed next to it.
 """
@@ -42,6 +43,7 @@ from scipy.stats import norm
 from scipy.stats import t as t_dist
 
 from marketjepa.config import EvalConfig, EvidenceConfig
+from marketjepa.evaluate.bootstrap import MIN_BLOCKS
 
 INSUFFICIENT = "INSUFFICIENT EVIDENCE"
 METHOD = "Holm"
@@ -82,10 +84,16 @@ def p_two_sided(estimate: Any, se: Any, df: Any = None) -> float:
 
 
 def cluster_df(summary: dict) -> float | None:
-    """Degrees of freedom of a day-clustered SE: test days − 1 (few-cluster correction,
-    Cameron, Gelbach & Miller 2008); None when the run does not record its days."""
+    """Degrees of freedom of the day-block bootstrap SE: blocks − 1, with the test days cut
+    into blocks of ``block_days`` (the bootstrap's resampling units; few-cluster
+    correction, Cameron, Gelbach & Miller 2008). None when the run does not record its
+    days."""
     days = (summary.get("probes") or {}).get("eval_days")
-    return days - 1 if _ok(days) and days >= 2 else None
+    if not (_ok(days) and days >= 2):
+        return None
+    # the resampler shrinks blocks so that it always has at least MIN_BLOCKS of them
+    b = max(1, min(block_days(summary), int(days) // MIN_BLOCKS))
+    return max(1, math.ceil(days / b) - 1)
 
 
 def se_from_ci(ci: Any, level: float) -> float:
