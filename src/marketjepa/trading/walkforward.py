@@ -30,7 +30,9 @@ fold uses that fold's own realized equity). Its metrics are
 :func:`marketjepa.trading.metrics.strategy_metrics`; the deflated Sharpe ratio of a policy
 uses ``N`` = every threshold pair of every representation in every fold (all the
 configurations the walk-forward tried) and ``V`` = the variance of those trials'
-per-day validation Sharpe ratios. Baselines select nothing: ``N = 1``.
+per-day validation Sharpe ratios. Baselines are deflated by the same ``N`` and ``V``, as in
+the single-split backtest (issue #11): they are read beside the policies the run selected
+among all those configurations, at the chosen policy's trade count.
 """
 
 from __future__ import annotations
@@ -364,8 +366,7 @@ def run_walkforward(
     concatenated, equity_frames, trade_frames = {}, [], []
     for name in (*POLICY_REPS, *BASELINES):
         eq, tr = _concat(fold_dirs, name, fold_trades)
-        trials = n_trials if name in POLICY_REPS else 1
-        concatenated[name] = _metrics(cfg, eq, tr, n_bars, trials, var if trials > 1 else 0.0)
+        concatenated[name] = _metrics(cfg, eq, tr, n_bars, n_trials, var if n_trials > 1 else 0.0)
         equity_frames.append(eq)
         if name in POLICY_REPS:
             trade_frames.append(tr)
