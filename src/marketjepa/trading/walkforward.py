@@ -373,7 +373,7 @@ def run_walkforward(
     rand = []
     for s in range(cfg.backtest.random_baseline_seeds):
         eq, tr = _concat(fold_dirs, f"random_s{s}", fold_trades)
-        rand.append(_metrics(cfg, eq, tr, n_bars, 1, 0.0))
+        rand.append(_metrics(cfg, eq, tr, n_bars, n_trials, var if n_trials > 1 else 0.0))
     concatenated["random"] = _distribution(rand)
 
     equity = pl.concat(equity_frames, how="vertical")
