@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers.tiny import small_model_cfg
 from marketjepa.config import LossConfig, ModelConfig
 from marketjepa.data.windows import WindowSpec
 from marketjepa.model.encoder import pool_tokens
@@ -14,15 +15,7 @@ from marketjepa.model.sigreg import sample_directions, sigreg
 
 SPEC = WindowSpec(patch_len=4, context_patches=5, gap_patches=1, target_patches=3)
 NF = 6
-MODEL = ModelConfig(
-    d_model=16,
-    n_heads=4,
-    n_layers=1,
-    ff_dim=32,
-    predictor_d_model=8,
-    predictor_layers=1,
-    predictor_heads=2,
-)
+MODEL = small_model_cfg(n_layers=1)
 
 
 def _loss(**kw) -> LossConfig:
