@@ -33,10 +33,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from marketjepa.artifacts import write_json
 from marketjepa.config import Config, apply_overrides, build_config
 from marketjepa.console import stage_line
+from marketjepa.data.prepared import PreparedData
+from marketjepa.data.windows import WindowDataset, WindowSpec, context_starts
+from marketjepa.evaluate.baselines import build_encoder, encoder_embeddings, raw_window_features
+from marketjepa.evaluate.bootstrap import block_bootstrap
+from marketjepa.evaluate.probes import (
+    N_CLASSES,
+    confusion_matrix,
+    direction_accuracy,
+    fit_classification_probe,
+)
+from marketjepa.pipeline import ensure_prepared, ensure_synthetic
+from marketjepa.train.checkpoint import load_model
+from marketjepa.train.pretrain import train_lejepa
 
 # Today's `cpu` preset before issue #12 (targets encoded alone, bidirectional attention).
 TODAY: dict[str, Any] = {
@@ -78,8 +92,6 @@ def probe_starts(
     Every start's context lies within one split run (``context_starts``); ``cap`` caps
     each split's count (0 = all).
     """
-    from marketjepa.data.windows import WindowSpec, context_starts
-
     spec = WindowSpec(patch_len=context_len, context_patches=1, gap_patches=0, target_patches=1)
     ok = np.asarray(label) >= 0
     return {s: _even(context_starts(split, s, spec, 1, ok), cap) for s in splits}
@@ -88,9 +100,6 @@ def probe_starts(
 @torch.no_grad()
 def embed(encoder: torch.nn.Module, features: np.ndarray, spec, starts: np.ndarray) -> np.ndarray:
     """Pooled embeddings of the context windows at ``starts`` (eval mode, CPU batches)."""
-    from marketjepa.data.windows import WindowDataset
-    from marketjepa.evaluate.baselines import encoder_embeddings
-
     device = next(encoder.parameters()).device
     ds = WindowDataset(features, spec, device)
     return encoder_embeddings(encoder, ds, starts, batch_size=1024)
@@ -102,10 +111,6 @@ def _fit(
     """Probe predictions for every row: the regime probe maximizes accuracy (as the probes
     stage does); the label probe is class-balanced and picks C by balanced accuracy, else
     it predicts HOLD everywhere and has no direction accuracy."""
-    from threadpoolctl import threadpool_limits
-
-    from marketjepa.evaluate.probes import fit_classification_probe
-
     kw = {} if labels else {"balanced": False, "select_by": _accuracy}
     with threadpool_limits(limits=1, user_api="blas"):
         return fit_classification_probe(X, y, split, grid, seed=seed, **kw).predictions
@@ -120,8 +125,6 @@ def _share(acc: float, acc_filter: float, chance: float) -> float:
 
 
 def _direction_lift(yt: np.ndarray, yp: np.ndarray) -> float:
-    from marketjepa.evaluate.probes import N_CLASSES, confusion_matrix, direction_accuracy
-
     d = direction_accuracy(confusion_matrix(yt, yp, N_CLASSES))
     return d - 0.5 if math.isfinite(d) else math.nan
 
@@ -136,8 +139,6 @@ def validation_score(
     max_windows: int = 6000,
 ) -> dict[str, float]:
     """Validation-only scores of ``encoder`` (module docstring); never reads test days."""
-    from marketjepa.data.windows import WindowSpec
-
     spec = WindowSpec.from_config(cfg.windows)
     starts = probe_starts(split, label, spec.context_len, (TRAIN, VAL), max_windows)
     s_all = np.concatenate([starts[TRAIN], starts[VAL]])
@@ -185,8 +186,6 @@ def compare_representations(
 ) -> dict[str, Any]:
     """Test-day latent share and direction lift of every representation, and paired
     day-block CIs of ``primary`` − each other one, on identical replicate days."""
-    from marketjepa.evaluate.bootstrap import block_bootstrap
-
     ev = cfg.eval
     e = sp == TEST
     y = np.asarray(label)[anchors].astype(np.int64)
@@ -253,9 +252,6 @@ def run_levers_experiment(
 ) -> str:
     """``cfg`` ("chosen") vs ``cfg`` with :data:`TODAY`'s levers on each market; writes
     ``levers.md`` and ``levers.json`` to ``out_dir``."""
-    from marketjepa.data.prepared import PreparedData
-    from marketjepa.pipeline import ensure_prepared, ensure_synthetic
-
     out_dir = Path(out_dir)
     markets = [(f"seed {s}", {"synth.seed": s}) for s in seeds]
     if null_market:
@@ -300,11 +296,6 @@ def compare_on_market(
 ) -> dict[str, Any]:
     """Pretrain ``base`` ("chosen") and ``base`` + :data:`TODAY` on one market's arrays and
     compare every representation on the same probe rows (module docstring)."""
-    from marketjepa.data.windows import WindowSpec
-    from marketjepa.evaluate.baselines import build_encoder, raw_window_features
-    from marketjepa.train.checkpoint import load_model
-    from marketjepa.train.pretrain import train_lejepa
-
     features = np.asarray(features, np.float32)
     split, label = np.asarray(split), np.asarray(label)
     vcfgs = {"chosen": base, "today": with_overrides(base, TODAY, "levers: today")}

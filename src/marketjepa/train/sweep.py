@@ -26,11 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 
 from marketjepa.artifacts import write_json
 from marketjepa.config import Config, save_config
 from marketjepa.console import stage_line
+from marketjepa.data.prepared import PreparedData
 from marketjepa.errors import MarketJepaError
+from marketjepa.train.checkpoint import load_model
+from marketjepa.train.levers import validation_score, with_overrides
+from marketjepa.train.pretrain import train_lejepa
 
 STUDY_NAME = "levers"
 
@@ -83,8 +88,6 @@ def sample_levers(
 
 
 def _storage(out_dir: Path):
-    import optuna
-
     out_dir.mkdir(parents=True, exist_ok=True)
     return optuna.storages.RDBStorage(f"sqlite:///{(out_dir / 'study.db').resolve()}")
 
@@ -99,8 +102,6 @@ def run_sweep(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Run (or resume) the study until ``n_trials`` trials have finished; see module doc."""
-    from marketjepa.data.prepared import PreparedData
-
     data = PreparedData.load(Path(prepared_dir))
     return sweep_arrays(
         cfg,
@@ -131,11 +132,6 @@ def sweep_arrays(
 ) -> dict[str, Any]:
     """:func:`run_sweep` on in-memory arrays (``label`` −1 = unlabelled row); ``space``
     replaces :data:`SEARCH_SPACE` (e.g. a smaller one for tiny data)."""
-    import optuna
-
-    from marketjepa.train.levers import validation_score, with_overrides
-    from marketjepa.train.pretrain import train_lejepa
-
     out_dir = Path(out_dir)
     features = np.asarray(features, np.float32)
     split, label = np.asarray(split), np.asarray(label)
@@ -167,7 +163,6 @@ def sweep_arrays(
         except MarketJepaError as exc:  # too few windows for this geometry, divergence
             trial.set_user_attr("error", str(exc))
             raise optuna.TrialPruned() from None
-        from marketjepa.train.checkpoint import load_model
 
         model = load_model(run, which="best", device="cpu")
         scores = validation_score(model.encoder, tcfg, features, split, label, truth)
@@ -193,10 +188,6 @@ def sweep_arrays(
 
 
 def _write_summary(study, cfg: Config, out_dir: Path, budget, seconds: float) -> dict[str, Any]:
-    import optuna
-
-    from marketjepa.train.levers import with_overrides
-
     trials = study.get_trials(deepcopy=False)
     rows = []
     for t in trials:
