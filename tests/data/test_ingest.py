@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from helpers.polygon import POLY_COLS, files_cfg, write_csv_gz
+from helpers.polygon import POLY_COLS, files_cfg, session_frame, write_csv_gz
 from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
 from marketjepa.config import build_config
 from marketjepa.data.calendar import NS_PER_MINUTE, trading_sessions
@@ -27,18 +27,7 @@ def day_frame(
     n = s["session_minutes"]
     m = np.array([k for k in range(-pre, n + post) if k not in skip])
     close = price + 0.01 * m
-    return pl.DataFrame(
-        {
-            "ticker": "SPY",
-            "volume": np.where(m == 5, 0.0, 1000.0 + m),
-            "open": close - 0.005,
-            "close": close,
-            "high": close + 0.02,
-            "low": close - 0.02,
-            "window_start": s["open_ns"] + m * NS_PER_MINUTE,
-            "transactions": np.full(len(m), 7),
-        }
-    ).select(POLY_COLS)
+    return session_frame(s["open_ns"], m, close, np.where(m == 5, 0.0, 1000.0 + m))
 
 
 def write_days(tmp_path: Path, days: list[date], **kw) -> None:

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from helpers.polygon import POLY_COLS, files_cfg, write_csv_gz
+from helpers.polygon import files_cfg, session_frame, write_csv_gz
 from marketjepa.cli import app
 from marketjepa.config import ConfigError, build_config, load_config
 from marketjepa.data.calendar import NS_PER_MINUTE, full_session_minutes, trading_sessions
@@ -31,18 +31,7 @@ def day_frame(day: date, pre: int = 2, post: int = 2, skip=()) -> pl.DataFrame:
     s = trading_sessions(day, day).row(0, named=True)
     m = np.array([k for k in range(-pre, s["session_minutes"] + post) if k not in skip])
     close = 100.0 + 0.01 * m + 0.05 * np.sin(m / 7.0)
-    return pl.DataFrame(
-        {
-            "ticker": "SPY",
-            "volume": 1000.0 + m,
-            "open": close - 0.005,
-            "close": close,
-            "high": close + 0.02,
-            "low": close - 0.02,
-            "window_start": s["open_ns"] + m * NS_PER_MINUTE,
-            "transactions": np.full(len(m), 7),
-        }
-    ).select(POLY_COLS)
+    return session_frame(s["open_ns"], m, close, 1000.0 + m)
 
 
 DAYS = [date(2024, 3, d) for d in (4, 5, 6, 7, 8, 11, 12, 13, 14, 15)]
