@@ -70,7 +70,8 @@ def one_step(cfg, x, split, env=None):
     return values, grads
 
 
-def _worker(rank: int, port: int, out_dir: str, x, split) -> None:
+def _rank_env(rank: int, port: int) -> None:
+    """The torchrun environment of one rank of a local WORLD-process gloo group."""
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -79,6 +80,10 @@ def _worker(rank: int, port: int, out_dir: str, x, split) -> None:
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, port: int, out_dir: str, x, split) -> None:
+    _rank_env(rank, port)
     cfg = load_config("tiny", overrides=OVERRIDES)
     env = setup_distributed("cpu")
     values, grads = one_step(cfg, x, split, env)
@@ -162,14 +167,7 @@ def _finished(pid: int) -> bool:
 
 
 def _late_release_worker(rank: int, port: int, tmp: str, clean_exit: bool) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(WORLD),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    _rank_env(rank, port)
     env = setup_distributed("cpu")
     net = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2))
     net(torch.ones(4, 3)).sum().backward()
