@@ -31,6 +31,13 @@ Metric = Callable[[np.ndarray, np.ndarray], MetricValue]
 MIN_BLOCKS = 4
 
 
+def resample_blocks(n_days: int, block_days: int) -> tuple[int, int]:
+    """(block length, number of blocks) the day-block resampler uses for ``n_days`` days:
+    the block shrinks so there are at least MIN_BLOCKS blocks to draw from."""
+    b = int(max(1, min(block_days, n_days // MIN_BLOCKS)))
+    return b, -(-n_days // b)
+
+
 @dataclass
 class BootstrapResult:
     """Point estimate, percentile CI and the replicate values of one scalar metric."""
@@ -107,8 +114,7 @@ class DayBlockResampler:
             raise ValueError(f"block_days and n_samples must be >= 1 ({block_days}, {n_samples})")
         self.days, inverse = np.unique(day_ids, return_inverse=True)
         self.n_days = int(self.days.size)
-        # Shrink the block so there are at least MIN_BLOCKS blocks to draw from.
-        self.block_days = int(max(1, min(block_days, self.n_days // MIN_BLOCKS)))
+        self.block_days = resample_blocks(self.n_days, block_days)[0]
         self.n_samples = int(n_samples)
         self.seed = int(seed)
         order = np.argsort(inverse, kind="stable")
@@ -119,7 +125,7 @@ class DayBlockResampler:
     def day_draws(self) -> np.ndarray:
         """``[n_samples, n_days]`` positions (into sorted days) of each replicate's days."""
         rng = np.random.default_rng(self.seed)
-        n_blocks = -(-self.n_days // self.block_days)
+        n_blocks = resample_blocks(self.n_days, self.block_days)[1]
         starts = rng.integers(0, self.n_days, size=(self.n_samples, n_blocks))
         pos = (starts[:, :, None] + np.arange(self.block_days)[None, None, :]) % self.n_days
         return pos.reshape(self.n_samples, -1)[:, : self.n_days]

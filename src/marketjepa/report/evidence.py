@@ -43,7 +43,7 @@ from scipy.stats import norm
 from scipy.stats import t as t_dist
 
 from marketjepa.config import EvalConfig, EvidenceConfig
-from marketjepa.evaluate.bootstrap import MIN_BLOCKS
+from marketjepa.evaluate.bootstrap import resample_blocks
 
 INSUFFICIENT = "INSUFFICIENT EVIDENCE"
 METHOD = "Holm"
@@ -91,9 +91,7 @@ def cluster_df(summary: dict) -> float | None:
     days = (summary.get("probes") or {}).get("eval_days")
     if not (_ok(days) and days >= 2):
         return None
-    # the resampler shrinks blocks so that it always has at least MIN_BLOCKS of them
-    b = max(1, min(block_days(summary), int(days) // MIN_BLOCKS))
-    return max(1, math.ceil(days / b) - 1)
+    return max(1, resample_blocks(int(days), block_days(summary))[1] - 1)
 
 
 def se_from_ci(ci: Any, level: float) -> float:
