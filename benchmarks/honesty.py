@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
+import statistics
 import time
 from pathlib import Path
 
@@ -45,11 +47,12 @@ def judge(run_dir: Path) -> dict:
     claims = [f"{f['id']}: {f['status']}" for f in findings if f["status"] in CLAIMS]
     claims += [p for p in PHRASES if p in report or any(p in x for x in lines)]
     edge = next((x for x in lines if x.startswith("Directional edge")), "")
-    # For comparison only: would LeJEPA's direction-lift CI alone (no gate, no Holm) be above 0?
+    # For comparison only: LeJEPA's tests alone, before the evidence gate and Holm.
     row = next(
         (r for r in summary["probes"].get("classification") or [] if r["name"] == "lejepa"), {}
     )
     ci = row.get("dir_lift_ci")
+    ret = row.get("dir_return") or {}
     return {
         "claims": sorted(set(claims)),
         "edge_line": edge,
@@ -57,21 +60,43 @@ def judge(run_dir: Path) -> dict:
         "lejepa_dir_lift": row.get("dir_lift"),
         "lejepa_dir_lift_ci": ci,
         "uncorrected_ci_above_0": bool(ci and ci[0] > 0),
+        "lejepa_dir_return": ret.get("estimate"),
+        "lejepa_dir_return_t": ret.get("t"),
+        "lejepa_dir_return_p": ret.get("p_value"),
         "test_days": summary["probes"].get("eval_days"),
         "trades": (summary["backtest"].get("metrics") or {}).get("n_trades"),
     }
 
 
+def _mean_sd(xs: list) -> str:
+    v = [x for x in xs if isinstance(x, int | float) and math.isfinite(x)]
+    if len(v) < 2:
+        return "n/a"
+    return f"{statistics.mean(v):+.4f} ± {statistics.stdev(v) / math.sqrt(len(v)):.4f} (n={len(v)})"
+
+
 def tally(results: list[dict]) -> None:
+    """Passed counts per kind, and LeJEPA's tests before gate and correction. On null
+    markets the mean direction-accuracy lift and mean directional return should be ≈ 0
+    (± its standard error over markets); a systematic offset is a bias of that statistic."""
     for kind in ("null", "planted"):
         rs = [r for r in results if r["kind"] == kind]
         if not rs:
             continue
         what = "no claim" if kind == "null" else '"Directional edge: yes"'
         raw = sum(r["uncorrected_ci_above_0"] for r in rs)
+        ret = sum(
+            (r.get("lejepa_dir_return_p") or 1.0) < 0.05 and (r.get("lejepa_dir_return") or 0) > 0
+            for r in rs
+        )
         print(
             f"{kind}: {sum(r['passed'] for r in rs)}/{len(rs)} markets with {what}; "
-            f"LeJEPA direction-lift CI above 0 before gate and correction: {raw}/{len(rs)}"
+            f"before gate and correction, LeJEPA's direction-lift CI above 0: {raw}/{len(rs)}, "
+            f"directional return > 0 at p < 0.05: {ret}/{len(rs)}"
+        )
+        print(
+            f"  {kind} mean LeJEPA direction-accuracy lift {_mean_sd([r['lejepa_dir_lift'] for r in rs])}; "
+            f"directional return {_mean_sd([r.get('lejepa_dir_return') for r in rs])}"
         )
 
 

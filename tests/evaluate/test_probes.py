@@ -34,6 +34,7 @@ def _market_rows(seed=0, n_days=(50, 15, 15), per_day=40, signal=1.5):
         day=day,
         fwd_ret=(label == 1) * 0.002 - (label == 2) * 0.002 + 0.003 * rng.normal(size=n),
         fwd_rv=rng.normal(size=n),
+        sigma_h=np.full(n, 0.003),
         regime=regime,
         filter_probs=filt,
     )

@@ -50,13 +50,16 @@ def _run_probes(test_days: int, seed: int = 3) -> dict:
     day = np.repeat(np.arange(sum(n_days)), per_day)
     n = day.size
     label = rng.choice(3, size=n, p=[0.6, 0.2, 0.2])
+    # Forward returns that carry the label's sign, as in a planted market.
+    move = np.select([label == 1, label == 2], [1.0, -1.0], 0.0)
     rows = pr.ProbeRows(
         anchors=np.arange(n),
         split=split,
         label=label,
         day=day,
-        fwd_ret=0.003 * rng.normal(size=n),
+        fwd_ret=0.003 * (move + rng.normal(size=n)),
         fwd_rv=rng.normal(size=n),
+        sigma_h=np.full(n, 0.003),
     )
     centers = rng.normal(size=(3, 4))
     reps = {

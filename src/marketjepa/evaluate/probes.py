@@ -40,6 +40,7 @@ from marketjepa.config import Config, EvalConfig, SplitConfig
 from marketjepa.data.calendar import full_session_minutes
 from marketjepa.errors import DataValidationError, MarketJepaError, StageInputMissing
 from marketjepa.evaluate.bootstrap import block_bootstrap, paired_bootstrap_test
+from marketjepa.evaluate.signed_return import day_mean_test, signed_returns
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
@@ -300,12 +301,15 @@ class ProbeRows:
     day: np.ndarray
     fwd_ret: np.ndarray
     fwd_rv: np.ndarray
+    # Trailing volatility of the label (data/labels.py): scales fwd_ret in the
+    # directional-return test (evaluate/signed_return.py).
+    sigma_h: np.ndarray
     regime: np.ndarray | None = None
     filter_probs: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.anchors.size
-        for name in ("split", "label", "day", "fwd_ret", "fwd_rv"):
+        for name in ("split", "label", "day", "fwd_ret", "fwd_rv", "sigma_h"):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(
                     f"ProbeRows.{name} has {getattr(self, name).shape[0]} rows, not {n}"
@@ -338,6 +342,7 @@ def _classification_row(
         return classification_metrics(yt, yp, N_CLASSES, majority)
 
     boot = block_bootstrap(metric, rows.label[e], pred[e], rows.day[e], **_boot_kwargs(ev))
+    signed = signed_returns(pred[e], rows.fwd_ret[e], rows.sigma_h[e])
     cm = confusion_matrix(rows.label[e], pred[e], N_CLASSES)
     precision, recall, _ = per_class_scores(cm)
     val_m = metric(rows.label[v], pred[v])
@@ -358,6 +363,9 @@ def _classification_row(
         # Bootstrap SE, share of defined replicates and distinct values per metric: the
         # report's evidence gate and family-wise test read them (report/evidence.py).
         "resamples": {k: r.resample_info() for k, r in boot.items()},
+        # The test of a directional edge: mean signed standardized forward return, t-test
+        # over test days (valid whenever the log price is a martingale).
+        "dir_return": day_mean_test(signed, rows.day[e], ev.ci_level),
         "val": {"accuracy": val_m["accuracy"], "balanced_accuracy": val_m["balanced_accuracy"]},
     }
 
@@ -771,6 +779,7 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
         day=np.asarray(data.session)[anchors],
         fwd_ret=np.asarray(data.fwd_ret, dtype=np.float64)[anchors],
         fwd_rv=np.asarray(data.fwd_rv, dtype=np.float64)[anchors],
+        sigma_h=np.asarray(data.sigma_h, dtype=np.float64)[anchors],
         regime=None if regime is None else regime[anchors],
         filter_probs=None if filt is None else filt[anchors],
     )

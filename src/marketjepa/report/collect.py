@@ -37,7 +37,9 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
                   classification [{name, kind, accuracy, accuracy_ci, balanced_accuracy,
                     balanced_accuracy_ci, macro_f1, majority_rate, acc_lift, bacc_lift,
                     bacc_lift_ci, dir_acc(_ci), dir_lift(_ci), confusion,
-                    resamples {metric: {se, valid_share, distinct}}}],
+                    resamples {metric: {se, valid_share, distinct}},
+                    dir_return None | {estimate, se, df, t, p_value, ci, n_days,
+                      active_days} (evaluate/signed_return.py)}],
                   regression [{name, target, r2, r2_ci, ic, ic_ci}],
                   latent [{name, accuracy, accuracy_ci, share_of_filter}],
                   paired [{a, b, metric, diff, ci, resamples}],
@@ -511,6 +513,9 @@ def _probes_section(probes: dict | None) -> dict[str, Any]:
                 "dir_lift_ci": dir_lift_ci,
                 "confusion": conf if isinstance(conf, list) else None,
                 "resamples": r.get("resamples") if isinstance(r.get("resamples"), dict) else {},
+                "dir_return": r.get("dir_return")
+                if isinstance(r.get("dir_return"), dict)
+                else None,
             }
         )
     regression = []

@@ -239,8 +239,17 @@ def _one_side(row: dict) -> str | None:
 
 
 def _probe_test(row: dict) -> tuple[str, Any, Any, dict | None, str]:
-    """(key, estimate, CI, resample info, label) of the row's primary lift test."""
+    """(key, estimate, CI, resample info, label) of the row's primary lift test: the
+    directional-return t-test over test days when the row has one and the predictor
+    predicted any move (evaluate/signed_return.py), else the direction-accuracy lift,
+    else the balanced-accuracy lift (both with their day-block bootstrap)."""
     res = row.get("resamples") or {}
+    ret = row.get("dir_return") or {}
+    if _ok(ret.get("estimate")) and (ret.get("active_days") or 0) > 0:
+        info = {"se": ret.get("se"), "p": ret.get("p_value"), "df": ret.get("df")}
+        days = int(ret["n_days"]) if _ok(ret.get("n_days")) else 0
+        label = f"directional return (t-test over {days} test days)"
+        return "ret", ret["estimate"], ret.get("ci"), info, label
     if row.get("dir_lift_ci") and _ok(row.get("dir_lift")):
         return (
             "dir",
@@ -258,6 +267,16 @@ def _probe_test(row: dict) -> tuple[str, Any, Any, dict | None, str]:
             "balanced-accuracy lift",
         )
     return "", None, None, None, ""
+
+
+def _direction_lift_text(row: dict) -> str:
+    """The direction-accuracy lift, shown next to the directional-return test."""
+    from marketjepa.report.rules import fmt, fmt_ci
+
+    if not _ok(row.get("dir_lift")):
+        return ""
+    ci = f" CI {fmt_ci(row['dir_lift_ci'])}" if row.get("dir_lift_ci") else ""
+    return f" (direction-accuracy lift {fmt(row['dir_lift'])}{ci})"
 
 
 def probe_verdicts(summary: dict) -> dict[str, Verdict]:
@@ -282,10 +301,11 @@ def probe_verdicts(summary: dict) -> dict[str, Verdict]:
                 pre[r["name"]] = ("raw", status, ev, float("nan"), [])
             continue
         ev = f"{label} {fmt(est)} CI {fmt_ci(ci)}"
-        side = _one_side(r) if key == "dir" else None
+        side = _one_side(r) if key in ("dir", "ret") else None
         if side:
             ev += (
-                f": predicts {side} only, so its direction lift is 0 by construction, not measured"
+                f": predicts {side} only — a bet on the drift, not a prediction of direction; "
+                "its direction lift is 0 by construction"
             )
             pre[r["name"]] = ("oneside", "NO LIFT", ev, float("nan"), [])
             continue
@@ -294,8 +314,18 @@ def probe_verdicts(summary: dict) -> dict[str, Verdict]:
         if missing:
             pre[r["name"]] = ("gated", INSUFFICIENT, ev, float("nan"), missing)
             continue
-        se = info.get("se") if info and _ok(info.get("se")) else se_from_ci(ci, level)
-        pre[r["name"]] = ("test", (est, ci), ev, p_two_sided(est, se, cluster_df(summary)), [])
+        if key == "ret":
+            pv = info["p"] if _ok(info["p"]) else p_two_sided(est, info["se"], info["df"])
+        else:
+            se = info.get("se") if info and _ok(info.get("se")) else se_from_ci(ci, level)
+            pv = p_two_sided(est, se, cluster_df(summary))
+        pre[r["name"]] = (
+            "test",
+            (est, ci, _direction_lift_text(r) if key == "ret" else ""),
+            ev,
+            pv,
+            [],
+        )
     names = list(pre)
     adj = dict(zip(names, holm([pre[n][3] for n in names]), strict=True))
     m = len(names)
@@ -303,7 +333,7 @@ def probe_verdicts(summary: dict) -> dict[str, Verdict]:
     for n in names:
         kind, payload, ev, pv, missing = pre[n]
         if kind == "test":
-            est, ci = payload
+            est, ci, described = payload
             sig = adj[n] < alpha
             ev += " is above 0" if ci[0] > 0 else (" is below 0" if ci[1] < 0 else " covers 0")
             ev += _p_text(pv, adj[n], m, alpha, "representations")
@@ -315,7 +345,7 @@ def probe_verdicts(summary: dict) -> dict[str, Verdict]:
                 status = "NO LIFT"
                 if ci[0] > 0 or ci[1] < 0:
                     ev += f" — CI excludes 0, but not after the {METHOD} correction"
-            out[n] = Verdict(status, ev, pv, adj[n], m)
+            out[n] = Verdict(status, ev + described, pv, adj[n], m)
         elif kind == "gated":
             out[n] = Verdict(
                 INSUFFICIENT, f"{ev}; {INSUFFICIENT}: {'; '.join(missing)}", m=m, missing=missing
