@@ -10,10 +10,18 @@ reads each report:
   no "makes money" anywhere in the findings, headline or report.md;
 - a planted market passes when the headline says "Directional edge: yes".
 
-Markets alternate null/planted so a partial run measures both. One JSON line per market
-is appended to ``<out>/honesty.jsonl`` as it finishes; the tally is printed at the end.
+The tiny preset keeps 15% of its ~6 months as test days (~19 days): too few for a test
+at a family-wise 5% to find a planted edge reliably. The check therefore gives the test
+split ``--test-share`` (default 0.35, ~43 test days; train 0.50, validation 0.15) —
+still the tiny market and model, with more days to judge on. The choice was fixed before
+the measurement on the seeds above (tuning used seeds 7301+); ``--test-share 0.15``
+reproduces the preset's own split.
 
-    nice -n 5 python benchmarks/honesty.py --null 20 --planted 10 [--out runs/honesty]
+Markets alternate null/planted so a partial run measures both. One JSON line per market
+is appended to ``<out>/honesty.jsonl`` as it finishes (a rerun with the same ``--out``
+skips the markets already there); the tally of all of them is printed at the end.
+
+    nice -n 10 python benchmarks/honesty.py --null 20 --planted 10 [--out runs/honesty]
     python benchmarks/honesty.py --rejudge --out runs/honesty   # re-report finished runs
 """
 
@@ -124,19 +132,30 @@ def main() -> None:
     ap.add_argument("--seed-base", type=int, default=7101)
     ap.add_argument("--out", type=Path, default=Path("runs/honesty"))
     ap.add_argument(
+        "--test-share",
+        type=float,
+        default=0.35,
+        help="split.test of every market (validation stays 0.15, train gets the rest)",
+    )
+    ap.add_argument(
         "--rejudge", action="store_true", help="only re-report and judge the runs under --out"
     )
     args = ap.parse_args()
     if args.rejudge:
         rejudge(args.out)
         return
+    if not 0 < args.test_share < 0.85:
+        ap.error(f"--test-share must be in (0, 0.85), got {args.test_share}")
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "honesty.jsonl"
+    results = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    done = {(r["kind"], r["seed"]) for r in results}
     nulls = [("null", args.seed_base + i) for i in range(args.null)]
     planted = [("planted", args.seed_base + 100 + i) for i in range(args.planted)]
     order = [m for pair in itertools.zip_longest(nulls, planted) for m in pair if m]
-    results = []
     for kind, seed in order:
+        if (kind, seed) in done:
+            continue
         t0 = time.perf_counter()
         root = args.out / f"{kind}-{seed}"
         cfg = load_config(
@@ -147,12 +166,16 @@ def main() -> None:
                 f"data.prepared_dir={root / 'prepared'}",
                 f"synth.out_dir={root / 'raw'}",
                 f"synth.seed={seed}",
+                f"split.test={args.test_share}",
+                "split.val=0.15",
+                f"split.train={round(0.85 - args.test_share, 6)}",
                 *(["synth.signal=0"] if kind == "null" else []),
             ],
         )
         res = {"kind": kind, "seed": seed, **judge(run_pipeline(cfg))}
         res["passed"] = res["edge_yes"] if kind == "planted" else not res["claims"]
         res["seconds"] = round(time.perf_counter() - t0, 1)
+        res["test_share"] = args.test_share
         results.append(res)
         with log.open("a") as f:
             f.write(json.dumps(res) + "\n")

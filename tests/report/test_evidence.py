@@ -26,6 +26,24 @@ def test_holm_matches_a_hand_computed_example():
     assert [a < 0.05 for a in adj] == [True, False, False, True]
     assert E.holm([float("nan"), 0.01]) == pytest.approx([1.0, 0.02])
     assert E.holm([]) == []
+    # Weighted (Holm 1979 §4), weights ½, ¼, ¼: order by p/w = 0.06, 0.004, 0.008 and
+    # multiply by the weight still untested: 0.004·1, 0.008·¾ = 0.006, 0.06·½ = 0.03.
+    assert E.holm([0.03, 0.001, 0.002], [0.5, 0.25, 0.25]) == pytest.approx([0.03, 0.004, 0.006])
+    assert E.holm([0.01, 0.04], [1.0, 1.0]) == pytest.approx(E.holm([0.01, 0.04]))
+    with pytest.raises(ValueError, match="positive weight"):
+        E.holm([0.01], [0.0])
+
+
+def test_headline_row_gets_half_the_family_alpha():
+    names = ["lejepa", "raw_window", "hybrid", "oracle_latent", "supervised"]
+    w = E.headline_weights(names, "lejepa")
+    assert w == pytest.approx([0.5, 0.125, 0.125, 0.125, 0.125]) and sum(w) == pytest.approx(1)
+    assert E.headline_weights(names, None) == [1.0] * 5
+    assert E.headline_weights(["lejepa"], "lejepa") == [1.0]
+    # p = 0.02 for LeJEPA alone is a claim at α = 0.05 with weight ½ (0.02 < 0.025), not
+    # with equal weights over 5 rows (0.02·5 = 0.1); the family-wise bound is the same.
+    p = [0.02, 0.5, 0.6, 0.7, 0.8]
+    assert E.holm(p, w)[0] == pytest.approx(0.04) and E.holm(p)[0] == pytest.approx(0.1)
 
 
 def test_p_value_from_bootstrap_se_and_from_ci():

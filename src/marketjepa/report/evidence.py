@@ -47,6 +47,8 @@ from marketjepa.evaluate.bootstrap import resample_blocks
 
 INSUFFICIENT = "INSUFFICIENT EVIDENCE"
 METHOD = "Holm"
+# Share of the probe family's α given to the headline (LeJEPA) row: weighted Holm.
+PRIMARY_WEIGHT = 0.5
 # Backtest rows that are baselines, not policies of a representation.
 BASELINE_STRATEGIES = ("always_call", "always_put", "random")
 
@@ -58,19 +60,28 @@ def _ok(x: Any) -> bool:
 # ---------------------------------------------------------------------------- math
 
 
-def holm(pvalues: list[float]) -> list[float]:
+def holm(pvalues: list[float], weights: list[float] | None = None) -> list[float]:
     """Holm step-down adjusted p-values, in the input order (NaN counts as 1).
 
-    ``p̃_(i) = max_{j ≤ i} min(1, (m − j + 1)·p_(j))`` over the ascending order.
+    Equal weights: ``p̃_(i) = max_{j ≤ i} min(1, (m − j + 1)·p_(j))`` over the ascending
+    order. Weighted (Holm 1979, §4): order by ``q_j = p_j / w_j`` and
+    ``p̃_(i) = max_{j ≤ i} min(1, q_(j) · Σ_{k ≥ j} w_(k))``: hypothesis ``j`` starts at
+    level ``α·w_j / Σ w`` and inherits the weight of every rejected one. Both bound the
+    family-wise error rate by α under any dependence.
     """
     p = [v if _ok(v) else 1.0 for v in pvalues]
     m = len(p)
-    order = sorted(range(m), key=lambda i: p[i])
+    w = [1.0] * m if weights is None else [float(x) for x in weights]
+    if len(w) != m or any(x <= 0 for x in w):
+        raise ValueError("holm: one positive weight per p-value")
+    order = sorted(range(m), key=lambda i: p[i] / w[i])
+    remaining = sum(w)
     out = [1.0] * m
     running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
+    for i in order:
+        running = max(running, min(1.0, p[i] / w[i] * remaining))
         out[i] = running
+        remaining -= w[i]
     return out
 
 
@@ -279,11 +290,22 @@ def _direction_lift_text(row: dict) -> str:
     return f" (direction-accuracy lift {fmt(row['dir_lift'])}{ci})"
 
 
+def headline_weights(names: list[str], primary: str | None) -> list[float]:
+    """Weights of the probe family's weighted Holm: the headline representation (the
+    pre-registered question "does LeJEPA have a directional edge?") gets
+    ``PRIMARY_WEIGHT``, the other rows share the rest equally; equal weights when the
+    headline row is absent or alone."""
+    if primary not in names or len(names) < 2:
+        return [1.0] * len(names)
+    rest = (1.0 - PRIMARY_WEIGHT) / (len(names) - 1)
+    return [PRIMARY_WEIGHT if n == primary else rest for n in names]
+
+
 def probe_verdicts(summary: dict) -> dict[str, Verdict]:
     """LIFT / NO LIFT / BELOW / INSUFFICIENT EVIDENCE / UNCERTAIN per classification row,
     Holm-corrected over all probed representations (the majority row is the reference
     and is not tested)."""
-    from marketjepa.report.rules import fmt, fmt_ci, lift_status
+    from marketjepa.report.rules import fmt, fmt_ci, lejepa_name, lift_status
 
     p = summary.get("probes") or {}
     rows = [r for r in p.get("classification") or [] if r["name"] != "majority"]
@@ -327,8 +349,13 @@ def probe_verdicts(summary: dict) -> dict[str, Verdict]:
             [],
         )
     names = list(pre)
-    adj = dict(zip(names, holm([pre[n][3] for n in names]), strict=True))
+    primary = lejepa_name(summary)
+    weights = headline_weights(names, primary)
+    adj = dict(zip(names, holm([pre[n][3] for n in names], weights), strict=True))
     m = len(names)
+    what = "representations"
+    if len(set(weights)) > 1:
+        what += f", {primary} weighted {PRIMARY_WEIGHT:g}"
     out: dict[str, Verdict] = {}
     for n in names:
         kind, payload, ev, pv, missing = pre[n]
@@ -336,7 +363,7 @@ def probe_verdicts(summary: dict) -> dict[str, Verdict]:
             est, ci, described = payload
             sig = adj[n] < alpha
             ev += " is above 0" if ci[0] > 0 else (" is below 0" if ci[1] < 0 else " covers 0")
-            ev += _p_text(pv, adj[n], m, alpha, "representations")
+            ev += _p_text(pv, adj[n], m, alpha, what)
             if sig and ci[0] > 0:
                 status = "LIFT"
             elif sig and ci[1] < 0:
