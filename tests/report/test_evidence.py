@@ -114,6 +114,7 @@ def test_enough_test_days_find_the_planted_edge():
     s = summary(probes=_probes_section(_run_probes(30)), run_dir="run")
     edge = next(x for x in headline(s) if x.startswith("Directional edge"))
     assert edge.startswith("Directional edge: yes") and "Holm-adjusted" in edge
+    assert "directional return (t-test over 30 test days)" in edge, edge
 
 
 def _gated(**probe_fields) -> dict:
@@ -226,3 +227,26 @@ def test_gate_minimums_come_from_config():
     s = summary(config={"eval": {"evidence": {"min_test_days": 7}}})
     assert E.min_test_days(s) == 7
     assert E.min_test_days(summary()) == 20
+
+
+def test_direction_accuracy_ci_above_0_is_no_lift_when_the_directional_return_is_null():
+    # Null seed 7108 of the tiny honesty check (19 test days): the fine-tuned encoder's
+    # direction-accuracy lift 0.137 had a bootstrap CI [0.112, 0.177]; the test is the
+    # directional return, and a null one is NO LIFT whatever the lift's CI says.
+    def row(name, dir_return):
+        r = prow(name, 0.40)
+        ret = {"n_days": 19, "df": 18, "active_days": 19, **dir_return}
+        return r | {"dir_lift": 0.137, "dir_lift_ci": [0.112, 0.177], "dir_return": ret}
+
+    null = {"estimate": 0.01, "se": 0.02, "p_value": 0.62, "ci": [-0.032, 0.052]}
+    edge = {"estimate": 0.12, "se": 0.02, "p_value": 1e-5, "ci": [0.078, 0.162]}
+    s = _gated(rows=[prow("majority", 1 / 3), row("lejepa", null), row("lejepa_finetuned", null)])
+    v = E.probe_verdicts(s)
+    assert v["lejepa_finetuned"].status == "NO LIFT" and v["lejepa"].status == "NO LIFT"
+    assert "directional return (t-test over 19 test days) 0.01" in v["lejepa"].text
+    assert "direction-accuracy lift 0.137 CI [0.112, 0.177]" in v["lejepa"].text
+    # the same rows with a real directional return are a LIFT (weighted Holm: LeJEPA ½)
+    rows = [row("lejepa", edge), row("lejepa_finetuned", null), row("raw_window", null)]
+    v = E.probe_verdicts(_gated(rows=[prow("majority", 1 / 3), *rows]))
+    assert v["lejepa"].status == "LIFT" and "lejepa weighted 0.5" in v["lejepa"].text
+    assert v["lejepa"].p_adj == pytest.approx(2e-5)
