@@ -5,9 +5,9 @@ is a good *description* of a probe, but not a valid *test* of "is the direction
 predictable?": its labels are thresholds on ``fwd_ret / sigma_h`` with a trailing
 ``sigma_h``, so whenever the forward return's skew depends on the state (leverage:
 falls raise volatility), the CALL share among moves moves with the past even though the
-price is a martingale. On the tiny null markets the CALL share among moves falls from
-0.50 after a 15-minute fall to 0.47 after a rise, and every feature-based probe's
-direction lift averages ≈ +0.02 over 20 null markets.
+price is a martingale, and a predictor that only knows the state has a positive lift
+(``tests/evaluate/test_signed_return.py`` builds such a martingale; on the tiny null
+markets ``benchmarks/honesty.py`` prints the mean lift over markets).
 
 The statistic tested instead has mean exactly 0 whenever the log price is a martingale.
 With the prediction ``d_t = +1`` (BUY_CALL), ``−1`` (BUY_PUT), ``0`` (HOLD), the forward
