@@ -49,7 +49,8 @@ def main() -> None:
     x = np.asarray(data.features, np.float32)
     split, label = np.asarray(data.split), np.asarray(data.label)
     name = args.out.name
-    enc = build_encoder(x.shape[1], WindowSpec.from_config(cfg.windows), cfg.model, cfg.train.seed)
+    spec = WindowSpec.from_config(cfg.windows)
+    enc = build_encoder(x.shape[1], spec, cfg.model, cfg.train.seed, data.feature_names)
     r = validation_score(enc, cfg, x, split, label, data.truth)
     print(f"{name} epoch 0 (random init): latent share {r['latent_share']:.3f}", flush=True)
     t0 = time.time()

@@ -243,6 +243,15 @@ class ModelConfig(_Section):
     # What the predictor sees: every context token, or only the pooled embedding (the
     # tensor the probes read), so whatever predicts the targets must be in it (issue #12).
     predictor_input: Literal["tokens", "pooled"] = "tokens"
+    # Input channels the encoder never sees (zeroed before the patch embedding): feature
+    # names or group names ('calendar', 'stock', 'options'). Time of day is perfectly
+    # predictable, so it is a free target for the predictor (issue #12).
+    input_exclude: list[str] = Field(default_factory=list)
+    # Session-aware attention: a token attends only to patches of its own trading session
+    # (read from the 'minutes_to_close' channel), and bars of an earlier session inside a
+    # patch are zeroed, so the embedding of a window ignores everything before the last
+    # open it contains, as the regime filter does (issue #12).
+    session_mask: bool = False
     predictor_d_model: int = Field(128, ge=4)
     predictor_layers: int = Field(2, ge=1)
     predictor_heads: int = Field(4, ge=1)
@@ -258,6 +267,8 @@ class ModelConfig(_Section):
                 f"model.predictor_d_model={self.predictor_d_model} not divisible by "
                 f"model.predictor_heads={self.predictor_heads}"
             )
+        if self.session_mask and self.pooling != "last":
+            raise ValueError("model.session_mask confines the last token; use model.pooling=last")
         return self
 
 
@@ -299,6 +310,9 @@ class LossConfig(_Section):
     # Standardize each (span, feature) target with training-split moments, so features
     # without persistence (returns) weigh as much as persistent ones.
     future_mean_standardize: bool = True
+    # Input channels zeroed on the target path only (names or groups, as
+    # model.input_exclude): the context still sees them, the targets do not carry them.
+    target_exclude: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:

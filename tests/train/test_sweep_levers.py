@@ -69,14 +69,38 @@ def test_validation_score_never_reads_test_days(tmp_path):
     assert math.isnan(c["latent_share"]) and c["objective"] == c["direction_lift"]
 
 
+def test_sample_levers_maps_the_input_levers_to_config_values():
+    import optuna
+
+    from marketjepa.train.sweep import SEARCH_SPACE, sample_levers
+
+    space = {k: SEARCH_SPACE[k] for k in ("model.pooling", "model.session_mask")}
+    space |= {k: SEARCH_SPACE[k] for k in ("input_exclude", "target_exclude")}
+    fixed = {"model.session_mask": True, "input_exclude": "calendar", "target_exclude": "none"}
+    changes = sample_levers(optuna.trial.FixedTrial({"model.pooling": "last", **fixed}), space)
+    assert changes == {
+        "model.pooling": "last",
+        "model.session_mask": True,
+        "model.input_exclude": ["calendar"],
+        "loss.target_exclude": [],
+    }
+    # the session mask confines the last token: mean pooling skips it
+    mean = sample_levers(optuna.trial.FixedTrial({"model.pooling": "mean", **fixed}), space)
+    assert "model.session_mask" not in mean
+    load_config("cpu", overrides=[f"{k}={v}".replace("'", "") for k, v in changes.items()])
+
+
 def test_sweep_is_resumable_and_records_every_trial(tmp_path):
     from marketjepa.train.sweep import SEARCH_SPACE, sweep_arrays
 
-    # the window-geometry levers are left out: tiny data has too few rows for them
+    # left out: the window-geometry levers (tiny data has too few rows for them) and the
+    # input levers (tiny data has no named calendar features; see the next test)
+    input_levers = {"input_exclude", "target_exclude", "model.session_mask"}
     space = {
         k: v
         for k, v in SEARCH_SPACE.items()
         if not k.startswith("windows.") and k != "loss.context_mask_patches"
+        if k not in input_levers
     }
     cfg = load_config("tiny", overrides=TINY)
     x, split, label, _, truth = _market()

@@ -173,13 +173,18 @@ def resolve_device(device: str) -> torch.device:
 
 
 def build_encoder(
-    n_features: int, spec: WindowSpec, model_cfg: ModelConfig, seed: int
+    n_features: int,
+    spec: WindowSpec,
+    model_cfg: ModelConfig,
+    seed: int,
+    feature_names: Sequence[str] | None = None,
 ) -> nn.Module:
-    """The pretrained model's encoder architecture with freshly seeded random weights."""
+    """The pretrained model's encoder architecture with freshly seeded random weights
+    (``feature_names``: needed by ``model.input_exclude`` / ``model.session_mask``)."""
     from marketjepa.model.encoder import PatchEncoder
 
     torch.manual_seed(seed)
-    return PatchEncoder(n_features, spec, model_cfg)
+    return PatchEncoder(n_features, spec, model_cfg, feature_names=feature_names)
 
 
 @torch.no_grad()

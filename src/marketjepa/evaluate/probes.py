@@ -827,7 +827,8 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
         notes.append("har_rv_intraday skipped: the prepared data has no 'minute' column")
 
     n_feat = features.shape[1]
-    enc = bl.build_encoder(n_feat, spec, cfg.model, ev.seed)
+    names = data.feature_names
+    enc = bl.build_encoder(n_feat, spec, cfg.model, ev.seed, names)
     reps["random_init"] = bl.encoder_embeddings(enc, ds, starts, bs)
 
     # supervised: all labelled train windows, early-stopped on the probe's val rows
@@ -853,7 +854,7 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
             seed=ev.seed,
         )
 
-    sup = fit_on_labels(bl.build_encoder(n_feat, spec, cfg.model, ev.seed))
+    sup = fit_on_labels(bl.build_encoder(n_feat, spec, cfg.model, ev.seed, names))
     reps["supervised"] = bl.encoder_embeddings(sup.model.encoder, ds, starts, bs)
     notes.append(
         f"supervised: best epoch {sup.best_epoch + 1}/{len(sup.history)} "

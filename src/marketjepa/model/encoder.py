@@ -12,6 +12,14 @@ filter of the window up to its own patch, and a pass over context+gap+target giv
 context tokens exactly as a pass over the context alone would (the full-sequence target
 path relies on this, issue #12).
 
+Input options (issue #12, :mod:`marketjepa.model.inputs`): ``model.input_exclude`` zeroes
+given feature columns before the patch embedding; ``model.session_mask`` confines
+attention to a token's own trading session — bars of an earlier session than a patch's
+last bar are zeroed, and token ``i`` attends to token ``j`` only when both patches end in
+the same session (and ``j ≤ i`` when causal). The last token, the probed embedding, thus
+ignores everything before the last open in the window, as the Bayes filter of the
+planted regime (which restarts at every open) does.
+
 Rotary positions (Su et al., 2021, RoFormer) rotate query/key pairs by ``pos·θ_i``,
 ``θ_i = 10000^{−2i/h}``; they take arbitrary integer position ids, which the predictor
 uses for target positions after the context–target gap.
@@ -20,6 +28,7 @@ uses for target positions after the context–target gap.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +36,7 @@ from torch import Tensor, nn
 
 from marketjepa.config import ModelConfig
 from marketjepa.data.windows import WindowSpec
+from marketjepa.model.inputs import bar_sessions, keep_mask, session_clock_column
 from marketjepa.model.patch import PatchEmbedding
 
 
@@ -62,14 +72,26 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        rope: tuple[Tensor, Tensor] | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """``mask [B, 1, L, L]`` (True = may attend) replaces the causal flag when given
+        (the caller folds causality into it)."""
         b, length, d = x.shape
         q, k, v = self.qkv(x).view(b, length, 3, self.n_heads, d // self.n_heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, H, L, h]
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and mask is None,
         )
         return self.out(y.transpose(1, 2).reshape(b, length, d))
 
@@ -87,8 +109,13 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d_model, ff_dim), nn.GELU(), nn.Linear(ff_dim, d_model))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), rope))
+    def forward(
+        self,
+        x: Tensor,
+        rope: tuple[Tensor, Tensor] | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), rope, mask))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -106,7 +133,8 @@ class PatchEncoder(nn.Module):
 
     ``n_patches`` (default ``spec.context_patches``) is the longest window the learned
     position table covers; shorter windows (e.g. a target of T < C patches) use its
-    first rows. Rotary positions have no such limit.
+    first rows. Rotary positions have no such limit. ``feature_names`` (the run's input
+    columns) is needed only by ``model.input_exclude`` and ``model.session_mask``.
     """
 
     def __init__(
@@ -115,8 +143,13 @@ class PatchEncoder(nn.Module):
         spec: WindowSpec,
         cfg: ModelConfig,
         n_patches: int | None = None,
+        feature_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
+        keep = keep_mask(cfg.input_exclude, feature_names, n_features, "model.input_exclude")
+        # Derived from the config and the feature names, so not part of the state dict.
+        self.register_buffer("input_keep", keep, persistent=False)
+        self.session_column = session_clock_column(feature_names) if cfg.session_mask else None
         self.n_features = n_features
         self.spec = spec
         self.cfg = cfg
@@ -149,6 +182,11 @@ class PatchEncoder(nn.Module):
                 nn.init.zeros_(p)
 
     def forward(self, x: Tensor) -> Tensor:
+        mask = None
+        if self.session_column is not None:
+            x, mask = self._session_confine(x)
+        if self.input_keep is not None:
+            x = x * self.input_keep.to(x.dtype)
         h = self.patch(x)
         n = h.shape[1]
         rope = None
@@ -162,8 +200,24 @@ class PatchEncoder(nn.Module):
             rope = self.rotary(torch.arange(n, device=h.device))
         h = self.drop(h)
         for block in self.blocks:
-            h = block(h, rope)
+            h = block(h, rope, mask)
         return self.ln_f(h)
+
+    def _session_confine(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Zero the bars of an earlier session than their patch's last bar; the attention
+        mask ``[B, 1, n, n]``: same session as the query's patch (and not later, if causal)."""
+        b, length, f = x.shape
+        p = self.spec.patch_len
+        if length % p:
+            raise ValueError(f"expected input [B, n·{p}, {self.n_features}], got {tuple(x.shape)}")
+        bars = bar_sessions(x[:, :, self.session_column]).view(b, length // p, p)
+        patch = bars[:, :, -1]  # [B, n]: the session a patch ends in
+        x = x * (bars == patch[:, :, None]).reshape(b, length, 1).to(x.dtype)
+        mask = patch[:, :, None] == patch[:, None, :]
+        if self.cfg.causal:
+            n = patch.shape[1]
+            mask = mask & torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+        return x, mask[:, None]
 
     def pool(self, tokens: Tensor, mode: str | None = None) -> Tensor:
         """Window embedding ``[B, d]`` (``mode`` overrides ``cfg.pooling``)."""

@@ -39,6 +39,11 @@ encoder): each step a block ``[i, i+M)`` of context patches is predicted by the 
 from the context tokens before it, against the block's own tokens (stop-gradient); the
 MSE is added to ``pred`` (I-JEPA's masking, over time).
 
+Target-only channel exclusion (``loss.target_exclude``, e.g. ``[calendar]``): the
+target path reads its windows with those columns zeroed (every window of the
+``sequence`` pass), the context encoder still reads them; the targets then carry no
+time of day for the predictor to match (issue #12).
+
 Multi-scale targets (``loss.target_scales`` = ``[s_1, …]``)::
 
     pred = (1/|S|) Σ_s MSE(mean(preds[:, :s]), mean(targets[:, :s]))
@@ -57,6 +62,7 @@ SUM all-reduce as ``reduce_fn`` to make the statistic the global-batch one.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -68,6 +74,7 @@ from marketjepa.data.windows import WindowSpec
 from marketjepa.model.encoder import PatchEncoder, pool_tokens
 from marketjepa.model.future_summary import FutureMeanHead, future_mean_loss
 from marketjepa.model.infonce import info_nce
+from marketjepa.model.inputs import keep_mask
 from marketjepa.model.predictor import Predictor
 from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
 
@@ -91,7 +98,10 @@ class LeJEPA(nn.Module):
         spec: WindowSpec,
         model_cfg: ModelConfig,
         loss_cfg: LossConfig,
+        feature_names: Sequence[str] | None = None,
     ) -> None:
+        """``feature_names`` (the input columns) is needed only by the options that select
+        columns: ``model.input_exclude``, ``model.session_mask``, ``loss.target_exclude``."""
         super().__init__()
         self.n_features = n_features
         self.spec = spec
@@ -103,7 +113,11 @@ class LeJEPA(nn.Module):
             n_patches = spec.context_patches + spec.gap_patches + spec.target_patches
         else:
             n_patches = max(spec.context_patches, spec.target_patches)
-        self.encoder = PatchEncoder(n_features, spec, model_cfg, n_patches=n_patches)
+        self.encoder = PatchEncoder(
+            n_features, spec, model_cfg, n_patches=n_patches, feature_names=feature_names
+        )
+        keep = keep_mask(loss_cfg.target_exclude, feature_names, n_features, "loss.target_exclude")
+        self.register_buffer("target_keep", keep, persistent=False)
         self.predictor = Predictor(spec, model_cfg)
         self.target_encoder: PatchEncoder | None = None
         if loss_cfg.ema:
@@ -136,8 +150,14 @@ class LeJEPA(nn.Module):
 
         ``separate``: the target window alone (EMA copy without grad, else the encoder with
         grad). ``sequence``: the target positions of one pass over context ‖ gap ‖ target,
-        always without gradient (EMA copy, else the encoder itself).
+        always without gradient (EMA copy, else the encoder itself). ``loss.target_exclude``
+        columns are zeroed in every window this path reads.
         """
+        if self.target_keep is not None:
+            keep = self.target_keep.to(target.dtype)
+            target = target * keep
+            context = context * keep if context is not None else None
+            gap = gap * keep if gap is not None else None
         if not self.sequence_targets:
             if self.target_encoder is None:
                 return self.encoder(target)

@@ -6,6 +6,8 @@ A checkpoint is a plain dict of tensors and Python scalars, so it loads with
     format_version  int
     config_yaml     str     resolved Config (rebuilt with build_config)
     n_features      int
+    feature_names   list of str or None (the input columns; options that select columns
+                    need them to rebuild the model)
     model           state dict of LeJEPA (encoder, predictor, target encoder if EMA)
     optimizer       AdamW state dict            (last.pt only)
     epoch, step     int     completed epochs / optimizer steps
@@ -94,7 +96,11 @@ def load_model(
     state = load_checkpoint(checkpoint_path(run_dir, which), map_location="cpu")
     cfg = config_from_checkpoint(state)
     model = LeJEPA(
-        int(state["n_features"]), WindowSpec.from_config(cfg.windows), cfg.model, cfg.loss
+        int(state["n_features"]),
+        WindowSpec.from_config(cfg.windows),
+        cfg.model,
+        cfg.loss,
+        state.get("feature_names"),
     )
     model.load_state_dict(state["model"])
     return model.to(device).eval()

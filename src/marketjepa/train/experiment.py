@@ -123,7 +123,14 @@ def run_collapse_experiment(
 
     data = PreparedData.load(Path(prepared_dir))
     return collapse_experiment_arrays(
-        cfg, data.features, data.split, Path(out_dir), data.truth, epochs, max_steps_per_epoch
+        cfg,
+        data.features,
+        data.split,
+        Path(out_dir),
+        data.truth,
+        epochs,
+        max_steps_per_epoch,
+        data.feature_names,
     )
 
 
@@ -135,6 +142,7 @@ def collapse_experiment_arrays(
     truth: dict[str, np.ndarray] | None = None,
     epochs: int | None = None,
     max_steps_per_epoch: int | None = None,
+    feature_names: list[str] | None = None,
 ) -> str:
     """:func:`run_collapse_experiment` on in-memory arrays."""
     out_dir = Path(out_dir)
@@ -151,6 +159,7 @@ def collapse_experiment_arrays(
             out_dir / slug,
             truth=truth,
             on_epoch_end=lambda epoch, row, model, rows=rows: rows.append(row),
+            feature_names=feature_names,
         )
         final = rows[-1]
         results.append(

@@ -59,6 +59,10 @@ TODAY: dict[str, Any] = {
     "loss.target_scales": [],
     "windows.target_patches": 3,
     "model.predictor_input": "tokens",
+    "model.input_exclude": [],
+    "model.session_mask": False,
+    "loss.target_exclude": [],
+    "loss.aux_future_mean": 0.0,
 }
 
 TRAIN, VAL, TEST = 0, 1, 2
@@ -275,6 +279,7 @@ def run_levers_experiment(
             data.session,
             truth,
             out_dir / market.replace(" ", "_"),
+            data.feature_names,
         )
         results.append({"market": market, "changes": mchanges, **res})
     text = levers_table(results, chosen)
@@ -293,6 +298,7 @@ def compare_on_market(
     session: np.ndarray,
     truth: dict[str, np.ndarray] | None,
     out_dir: Path,
+    feature_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Pretrain ``base`` ("chosen") and ``base`` + :data:`TODAY` on one market's arrays and
     compare every representation on the same probe rows (module docstring)."""
@@ -313,11 +319,13 @@ def compare_on_market(
         run = Path(out_dir) / name
         stage_line("experiment", f"levers: pretraining {name} → {run}")
         t0 = time.time()
-        train_lejepa(vcfg, features, split, run, truth=truth)
+        train_lejepa(
+            vcfg, features, split, run, truth=truth, session=session, feature_names=feature_names
+        )
         seconds[name] = time.time() - t0
         model = load_model(run, which="best", device="cpu")
         reps[f"lejepa_{name}"] = embed(model.encoder, features, spec, vstarts)
-        enc = build_encoder(features.shape[1], spec, vcfg.model, base.eval.seed)
+        enc = build_encoder(features.shape[1], spec, vcfg.model, base.eval.seed, feature_names)
         reps[f"random_init_{name}"] = embed(enc, features, spec, vstarts)
     spec0 = WindowSpec.from_config(base.windows)
     reps["raw_window"] = raw_window_features(features, anchors, spec0.patch_len, spec0.context_len)

@@ -371,9 +371,11 @@ def train_lejepa(
     ``truth`` (synthetic data) holds row-aligned ``regime`` and ``filter_p*`` arrays for
     the latent probe. ``on_epoch_end(epoch, row, model)`` runs after each epoch's
     checkpoint is written (progress hooks, experiments). ``session [N]`` (trading-day
-    index) is needed only by ``loss.aux_future_mean`` (``feature_names [F]`` too when it
-    names ``loss.future_mean_features``). Returns the ``pretrain.json``
-    summary (rank 0; other ranks get a dict with ``status`` only).
+    index) is needed only by ``loss.aux_future_mean``; ``feature_names [F]`` by the options
+    that select columns (``loss.future_mean_features``, ``model.input_exclude``,
+    ``model.session_mask``, ``loss.target_exclude``); checkpoints store them so
+    :func:`~marketjepa.train.checkpoint.load_model` rebuilds the same model. Returns the
+    ``pretrain.json`` summary (rank 0; other ranks get a dict with ``status`` only).
     """
     run_dir = Path(run_dir)
     owns_group = not torch.distributed.is_initialized()  # a caller's group is left alone
@@ -444,7 +446,8 @@ def _train(
     cfg_yaml = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
     torch.manual_seed(seed)
-    model = LeJEPA(features.shape[1], spec, cfg.model, cfg.loss).to(device)
+    names = list(feature_names) if feature_names is not None else None
+    model = LeJEPA(features.shape[1], spec, cfg.model, cfg.loss, names).to(device)
     optimizer = build_optimizer(model, cfg, device)
     watchdog = CollapseWatchdog(tc.watchdog)
     history: list[dict[str, Any]] = []
@@ -608,6 +611,7 @@ def _train(
                         {
                             "config_yaml": cfg_yaml,
                             "n_features": features.shape[1],
+                            "feature_names": names,
                             "model": model.state_dict(),
                             "epoch": epoch + 1,
                             "step": step,
@@ -619,6 +623,7 @@ def _train(
                     {
                         "config_yaml": cfg_yaml,
                         "n_features": features.shape[1],
+                        "feature_names": names,
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "epoch": epoch + 1,

@@ -53,11 +53,20 @@ SEARCH_SPACE: dict[str, tuple[str, list[Any]]] = {
     "windows.context_patches": ("cat", [12, 24, 36]),
     "windows.patch_len": ("cat", [5, 10]),
     "model.pooling": ("cat", ["last", "mean"]),
+    # needs model.pooling=last: a trial with mean pooling skips it
+    "model.session_mask": ("cat", [False, True]),
+    # channels removed from the encoder's input / from the target path only
+    "input_exclude": ("cat", ["none", "calendar"]),
+    "target_exclude": ("cat", ["none", "calendar"]),
     "model.revin": ("cat", [False, True]),
     "loss.aux_infonce": ("cat", [0.0, 0.1, 0.5]),
     # needs model.causal: a trial pairing it with bidirectional attention is pruned
     "loss.context_mask_patches": ("cat", [0, 4, 8]),
 }
+
+
+# Search-space names that are not config keys (sample_levers maps them to config values).
+DERIVED = ("target_scales", "input_exclude", "target_exclude")
 
 
 def scales_for(kind: str, target_patches: int) -> list[int]:
@@ -76,14 +85,22 @@ def sample_levers(
     for name, (kind, values) in (space or SEARCH_SPACE).items():
         if name == "loss.context_mask_patches" and not raw.get("model.causal", True):
             continue  # conditional: block masking needs causal attention
+        if name == "model.session_mask" and raw.get("model.pooling", "last") != "last":
+            continue  # conditional: the session mask confines the last token
         if kind == "cat":
             raw[name] = trial.suggest_categorical(name, values)
         else:
             raw[name] = trial.suggest_float(name, values[0], values[1], log=True)
-    changes = {k: v for k, v in raw.items() if k != "target_scales"}
+    changes = {k: v for k, v in raw.items() if k not in DERIVED}
     if "target_scales" in raw:
         t = raw.get("windows.target_patches", target_patches)
         changes["loss.target_scales"] = scales_for(raw["target_scales"], t)
+    for name, key in (
+        ("input_exclude", "model.input_exclude"),
+        ("target_exclude", "loss.target_exclude"),
+    ):
+        if name in raw:
+            changes[key] = [] if raw[name] == "none" else [raw[name]]
     return changes
 
 
@@ -114,6 +131,7 @@ def run_sweep(
         epochs,
         steps,
         seed,
+        feature_names=data.feature_names,
     )
 
 
@@ -129,9 +147,11 @@ def sweep_arrays(
     steps: int = 60,
     seed: int = 0,
     space: dict[str, tuple[str, list[Any]]] | None = None,
+    feature_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """:func:`run_sweep` on in-memory arrays (``label`` −1 = unlabelled row); ``space``
-    replaces :data:`SEARCH_SPACE` (e.g. a smaller one for tiny data)."""
+    replaces :data:`SEARCH_SPACE` (e.g. a smaller one for tiny data); ``feature_names``
+    are needed by the levers that select input columns."""
     out_dir = Path(out_dir)
     features = np.asarray(features, np.float32)
     split, label = np.asarray(split), np.asarray(label)
@@ -159,7 +179,7 @@ def sweep_arrays(
         t0 = time.time()
         run = out_dir / "trials" / f"{trial.number:04d}"
         try:
-            train_lejepa(tcfg, features, split, run, truth=truth)
+            train_lejepa(tcfg, features, split, run, truth=truth, feature_names=feature_names)
         except MarketJepaError as exc:  # too few windows for this geometry, divergence
             trial.set_user_attr("error", str(exc))
             raise optuna.TrialPruned() from None
