@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-MINUTES_PER_YEAR = 365.0 * 24.0 * 60.0
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
 

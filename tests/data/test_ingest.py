@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 
 from helpers.polygon import POLY_COLS, files_cfg, session_frame, write_csv_gz
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
+from marketjepa.black_scholes import bs_price
 from marketjepa.config import build_config
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.data.calendar import NS_PER_MINUTE, trading_sessions
 from marketjepa.data.ingest import ingest
 from marketjepa.data.occ import occ_symbol
@@ -200,7 +201,7 @@ def _option_day(day: date, S: float, sigma: float, r: float, q: float) -> pl.Dat
             for k in (S - 2, S - 1, S, S + 1, S + 2):
                 m = np.arange(0, s["session_minutes"], 3)
                 ts = s["open_ns"] + m * NS_PER_MINUTE
-                T = (close_ns - ts - NS_PER_MINUTE) / NS_PER_MINUTE / MINUTES_PER_YEAR
+                T = (close_ns - ts - NS_PER_MINUTE) / NS_PER_MINUTE / CALENDAR_MINUTES_PER_YEAR
                 px = bs_price(S, k, T, sigma, right == "C", r, q)
                 rows.append(
                     pl.DataFrame(

@@ -11,8 +11,9 @@ import numpy as np
 import polars as pl
 from rich.console import Console
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
+from marketjepa.black_scholes import bs_price
 from marketjepa.config import build_config
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.data.calendar import NS_PER_MINUTE, trading_sessions
 from marketjepa.data.inspect import inspect_raw
 from marketjepa.data.occ import occ_symbol
@@ -45,7 +46,7 @@ def option_day(day: date) -> pl.DataFrame:
     T = (
         (trading_sessions(exp, exp)["close_ns"][0] - s["open_ns"] - NS_PER_MINUTE)
         / NS_PER_MINUTE
-        / MINUTES_PER_YEAR
+        / CALENDAR_MINUTES_PER_YEAR
     )
     rows = []
     for k in (399.0, 400.0, 401.0):

@@ -7,7 +7,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
+from marketjepa.black_scholes import bs_price
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.data.calendar import NS_PER_MINUTE, trading_sessions
 from marketjepa.data.option_summary import SUMMARY_COLUMNS, invert_rows, option_summary
 
@@ -35,7 +36,11 @@ def chain(bars, expiries, strikes, sigma_fn, every: int = 5, rights="CP") -> pl.
     out = []
     for exp in expiries:
         close_ns = trading_sessions(exp, exp)["close_ns"][0]
-        T = (close_ns - b["ts"].to_numpy() - NS_PER_MINUTE) / NS_PER_MINUTE / MINUTES_PER_YEAR
+        T = (
+            (close_ns - b["ts"].to_numpy() - NS_PER_MINUTE)
+            / NS_PER_MINUTE
+            / CALENDAR_MINUTES_PER_YEAR
+        )
         for right in rights:
             for k in strikes:
                 sig = sigma_fn(k, exp)
@@ -103,7 +108,7 @@ def test_put_skew_sign_and_atm_on_a_skewed_smile():
     T = (
         (trading_sessions(near, near)["close_ns"][0] - got["ts"].to_numpy() - NS_PER_MINUTE)
         / NS_PER_MINUTE
-        / MINUTES_PER_YEAR
+        / CALENDAR_MINUTES_PER_YEAR
     )
     F = 500.0 * np.exp((R - Q) * T)
     assert np.abs(got["iv_atm_near"].to_numpy() - (0.2 - 0.8 * np.log(F / 500.0))).max() < 1e-6

@@ -12,8 +12,9 @@ import pytest
 from scipy.stats import kurtosis
 
 from marketjepa.artifacts import read_json
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_greeks, bs_price, implied_vol
+from marketjepa.black_scholes import bs_greeks, bs_price, implied_vol
 from marketjepa.config import SynthConfig
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.data.calendar import NS_PER_MINUTE, session_of, trading_sessions
 from marketjepa.data.occ import parse_occ
 from marketjepa.data.synthetic import generate as gen_module
@@ -259,7 +260,7 @@ def option_iv(planted, stocks):
         .filter((pl.col("t_min") >= 30) & (pl.col("close") >= 0.05))
         .gather_every(2)
     )
-    t = df["t_min"].to_numpy() / MINUTES_PER_YEAR
+    t = df["t_min"].to_numpy() / CALENDAR_MINUTES_PER_YEAR
     call = (df["right"] == "C").to_numpy()
     args = (df["S"].to_numpy(), df["strike"].to_numpy(), t)
     iv, status = implied_vol(

@@ -11,6 +11,7 @@ from sklearn.metrics import r2_score as sk_r2
 from sklearn.preprocessing import StandardScaler
 
 from marketjepa.config import EvalConfig
+from marketjepa.data.windows import even_positions
 from marketjepa.evaluate import probes as pr
 from marketjepa.evaluate.tables import render_probe_tables, to_text
 
@@ -158,9 +159,9 @@ def test_probe_table_regression_latent_and_rendering():
 
 
 def test_even_subsample():
-    np.testing.assert_array_equal(pr.even_subsample(5, 0), np.arange(5))
-    np.testing.assert_array_equal(pr.even_subsample(5, 10), np.arange(5))
-    idx = pr.even_subsample(1000, 10)
+    np.testing.assert_array_equal(even_positions(5, 0), np.arange(5))
+    np.testing.assert_array_equal(even_positions(5, 10), np.arange(5))
+    idx = even_positions(1000, 10)
     assert idx.size == 10 and idx[0] == 0 and idx[-1] == 999
     assert np.all(np.diff(idx) >= 110)
 

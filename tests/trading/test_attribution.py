@@ -4,12 +4,13 @@ import math
 import numpy as np
 import pytest
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_greeks, bs_price
+from marketjepa.black_scholes import bs_greeks, bs_price
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.trading.attribution import attribute, summarize
 
 
 def V(S, iv, tau, K=450.0, call=True):
-    return float(bs_price(S, K, tau / MINUTES_PER_YEAR, iv, call, 0.04, 0.01))
+    return float(bs_price(S, K, tau / CALENDAR_MINUTES_PER_YEAR, iv, call, 0.04, 0.01))
 
 
 def _one(S0, S1, v0, v1, t0, t1, call=True, mid0=None, mid1=None, n=1):
@@ -56,7 +57,7 @@ def test_pure_decay_is_all_theta_and_small_moves_match_greeks():
     # a small spot move at fixed vol and time: delta = Δ·dS, gamma ≈ ½Γ·dS²
     dS = 0.3
     a, _ = _one(450.0, 450.0 + dS, 0.2, 0.2, 120.0, 120.0)
-    g = bs_greeks(450.0, 450.0, 120 / MINUTES_PER_YEAR, 0.2, True, 0.04, 0.01)
+    g = bs_greeks(450.0, 450.0, 120 / CALENDAR_MINUTES_PER_YEAR, 0.2, True, 0.04, 0.01)
     assert a["pnl_delta"] == pytest.approx(float(g["delta"]) * dS * 100)
     assert a["pnl_gamma"] == pytest.approx(0.5 * float(g["gamma"]) * dS**2 * 100, rel=0.05)
     # an IV rise is vega ≈ vega·dσ

@@ -2,8 +2,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
+from marketjepa.black_scholes import bs_price
 from marketjepa.config import load_config
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.errors import DataValidationError
 from marketjepa.trading.backtest import (
     CALL,
@@ -161,8 +162,8 @@ def test_entry_price_and_costs_to_the_cent():
     assert tr["entry_row"].tolist() == [10] and tr["exit_row"].tolist() == [25]
     assert tr["strike"][0] == 450.0
     # by hand: bar 10 closes 390 − 10 − 1 = 379 minutes before the close, 0DTE
-    mid0 = bs_price(450.2, 450.0, 379 / MINUTES_PER_YEAR, 0.3, True)
-    mid1 = bs_price(452.0, 450.0, 364 / MINUTES_PER_YEAR, 0.3, True)
+    mid0 = bs_price(450.2, 450.0, 379 / CALENDAR_MINUTES_PER_YEAR, 0.3, True)
+    mid1 = bs_price(452.0, 450.0, 364 / CALENDAR_MINUTES_PER_YEAR, 0.3, True)
     assert tr["entry_mid"][0] == pytest.approx(mid0, abs=1e-12)
     assert tr["exit_mid"][0] == pytest.approx(mid1, abs=1e-12)
     fill0, fill1 = mid0 + 0.03 + 0.01, mid1 - 0.03 - 0.01

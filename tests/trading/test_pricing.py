@@ -2,7 +2,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
+from marketjepa.black_scholes import bs_price
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.data.calendar import roll_to_session
 from marketjepa.errors import DataValidationError
 from marketjepa.trading.backtest import Rules, run_strategy
@@ -107,16 +108,16 @@ def test_surface_iv_atm_term_structure_and_smile():
     a_n, a_f = m.iv_atm_near[100], m.iv_atm_far[100]
     mtc = 390 - 100 - 1
     # ATM forward strike at the near expiry → near ATM IV
-    T = mtc / MINUTES_PER_YEAR
+    T = mtc / CALENDAR_MINUTES_PER_YEAR
     F = S * np.exp((m.r - m.q) * T)
     iv, obs = pr.surface_iv(row, np.array([F]), np.array([float(mtc)]))
     assert obs[0] and iv[0] == pytest.approx(a_n, abs=1e-12)
     # the far expiry (7 days) and total-variance interpolation halfway in time
     t_f = 7 * 1440 + mtc
-    Ff = S * np.exp((m.r - m.q) * t_f / MINUTES_PER_YEAR)
+    Ff = S * np.exp((m.r - m.q) * t_f / CALENDAR_MINUTES_PER_YEAR)
     assert pr.surface_iv(row, np.array([Ff]), np.array([float(t_f)]))[0][0] == pytest.approx(a_f)
     t_mid = (mtc + t_f) / 2
-    Fm = S * np.exp((m.r - m.q) * t_mid / MINUTES_PER_YEAR)
+    Fm = S * np.exp((m.r - m.q) * t_mid / CALENDAR_MINUTES_PER_YEAR)
     w = 0.5 * (a_n**2 * mtc + a_f**2 * t_f)
     assert pr.surface_iv(row, np.array([Fm]), np.array([t_mid]))[0][0] == pytest.approx(
         np.sqrt(w / t_mid)
@@ -149,7 +150,7 @@ def test_iv_proxy_from_trailing_rv_when_no_options():
     K = np.array([S, S * 0.99])
     iv, obs = pr.surface_iv(np.array([t, t]), K, np.array([60.0, 60.0]))
     assert not obs.any()
-    base = sd * np.sqrt(MINUTES_PER_YEAR) * 1.3
+    base = sd * np.sqrt(CALENDAR_MINUTES_PER_YEAR) * 1.3
     np.testing.assert_allclose(iv, [base, base - 2.0 * np.log(0.99)])
     q = pr.quote(np.array([t]), S, m.day[t], True)
     assert q.source[0] == SRC_PROXY
@@ -193,7 +194,7 @@ def test_expiry_calendar_and_time_to_expiry():
     last = np.array([29])
     q = pr.quote(last, 440.0, m.day[29], True)
     assert q.tau_min[0] == 0 and q.mid[0] == pytest.approx(max(m.close[29] - 440.0, 0.0))
-    T = 24 / MINUTES_PER_YEAR
+    T = 24 / CALENDAR_MINUTES_PER_YEAR
     iv = pr.surface_iv(fri, np.array([450.0]), np.array([24.0]))[0]
     expect = bs_price(m.close[fri], 450.0, T, iv, False, m.r, m.q)
     assert pr.quote(fri, 450.0, pr.expiry_day(fri, 0), False).mid[0] == pytest.approx(expect[0])

@@ -36,11 +36,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from marketjepa.config import LabelConfig
+from marketjepa.constants import BUY_CALL, BUY_PUT, CLASS_NAMES, HOLD, NO_LABEL  # noqa: F401
 from marketjepa.data.features import rolling
 from marketjepa.errors import DataValidationError
 
-HOLD, BUY_CALL, BUY_PUT, NO_LABEL = 0, 1, 2, -1
-CLASS_NAMES = {HOLD: "HOLD", BUY_CALL: "BUY_CALL", BUY_PUT: "BUY_PUT"}
 MAX_FILLED_SHARE = 0.1
 _RV_FLOOR = 1e-8
 _CHUNK = 1 << 16
@@ -201,4 +200,4 @@ def class_rates(label: np.ndarray) -> dict[str, float]:
     """Share of HOLD / BUY_CALL / BUY_PUT among labelled rows."""
     lab = label[label >= 0]
     n = max(lab.size, 1)
-    return {name: float((lab == c).sum() / n) for c, name in CLASS_NAMES.items()}
+    return {name: float((lab == c).sum() / n) for c, name in enumerate(CLASS_NAMES)}

@@ -4,7 +4,7 @@ For every regular-session option bar (one contract, one minute):
 
 - ``S`` = the underlying's close in the same minute, ``K`` = strike, price = the option
   bar's close; ``T`` (years) = calendar minutes from the bar's end (``ts`` + 1 min) to the
-  expiry's close, divided by ``MINUTES_PER_YEAR`` (365·24·60). The expiry closes at the
+  expiry's close, divided by ``CALENDAR_MINUTES_PER_YEAR`` (365·24·60). The expiry closes at the
   NYSE close of the expiry date (16:00 ET, 13:00 ET on half days; 16:00 ET if the date is
   not a session), so a 0DTE option has the minutes left in the day.
 - σ from :func:`marketjepa.black_scholes.implied_vol` with ``data.risk_free_rate`` and
@@ -44,7 +44,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_greeks, implied_vol
+from marketjepa.black_scholes import bs_greeks, implied_vol
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.data.calendar import EXCHANGE_TZ, NS_PER_MINUTE, trading_sessions
 
 SUMMARY_COLUMNS = [
@@ -107,7 +108,7 @@ def invert_rows(rows: pl.DataFrame, r: float, q: float, calendar: str = "XNYS") 
     rows = rows.join(expiry_close_ns(rows["expiry"], calendar), on="expiry", how="left")
     rows = rows.with_columns(
         minutes_left=(pl.col("expiry_ns") - pl.col("ts") - NS_PER_MINUTE) / NS_PER_MINUTE
-    ).with_columns(T=pl.col("minutes_left") / MINUTES_PER_YEAR)
+    ).with_columns(T=pl.col("minutes_left") / CALENDAR_MINUTES_PER_YEAR)
     price = rows["close"].to_numpy()
     S = rows["S"].to_numpy()
     K = rows["strike"].to_numpy()

@@ -14,10 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from marketjepa.config import SplitConfig
+from marketjepa.constants import EMBARGO, SPLIT_NAMES, TEST, TRAIN, VAL  # noqa: F401  (re-exported)
 from marketjepa.errors import DataValidationError, MarketJepaError
-
-TRAIN, VAL, TEST, EMBARGO = 0, 1, 2, -1
-SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
 
 
 def split_counts(n_days: int, cfg: SplitConfig) -> dict[str, int]:

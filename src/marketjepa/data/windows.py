@@ -197,3 +197,16 @@ def iterate_batches(
         order = starts[rng.permutation(starts.size)]
     for i in range(0, order.size, batch_size):
         yield order[i : i + batch_size]
+
+
+def even_positions(n: int, cap: int) -> np.ndarray:
+    """At most ``cap`` positions spread evenly over ``range(n)`` (all of them if ``cap`` ≤ 0
+    or ``n`` ≤ ``cap``); distinct and increasing."""
+    if cap <= 0 or n <= cap:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, cap).round().astype(np.int64))
+
+
+def even_subsample(items: np.ndarray, cap: int) -> np.ndarray:
+    """At most ``cap`` evenly spaced elements of ``items`` (all if ``cap`` ≤ 0)."""
+    return items[even_positions(items.size, cap)]

@@ -29,6 +29,7 @@ from torch import nn
 
 from marketjepa.config import ModelConfig
 from marketjepa.data.windows import WindowDataset, WindowSpec, iterate_batches
+from marketjepa.evaluate.scoring import balanced_accuracy
 
 DEFAULT_TRAILING = (30, 120, 240)
 HAR_DAYS = (1, 5, 22)
@@ -166,12 +167,6 @@ def oracle_filter_features(filter_probs: np.ndarray) -> np.ndarray:
     return np.concatenate([p, np.log(np.clip(p, 1e-6, 1.0))], axis=1).astype(np.float32)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def build_encoder(
     n_features: int,
     spec: WindowSpec,
@@ -264,11 +259,6 @@ def _predict(
     return np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
 
 
-def _balanced_accuracy(y: np.ndarray, p: np.ndarray, n_classes: int) -> float:
-    recalls = [np.mean(p[y == k] == k) for k in range(n_classes) if np.any(y == k)]
-    return float(np.mean(recalls)) if recalls else float("nan")
-
-
 def train_supervised(
     encoder: nn.Module,
     d_model: int,
@@ -324,9 +314,7 @@ def train_supervised(
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
             losses.append(float(loss.detach()))
-        val_bacc = _balanced_accuracy(
-            val_labels, _predict(model, dataset, val_starts, batch_size), n_classes
-        )
+        val_bacc = balanced_accuracy(val_labels, _predict(model, dataset, val_starts, batch_size))
         history.append(
             {
                 "epoch": epoch,

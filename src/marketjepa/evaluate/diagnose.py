@@ -31,10 +31,10 @@ import torch
 from marketjepa.artifacts import read_json, write_json
 from marketjepa.config import Config
 from marketjepa.console import stage_line
-from marketjepa.data.windows import WindowDataset, context_starts
+from marketjepa.data.windows import WindowDataset, context_starts, even_subsample
+from marketjepa.device import autocast_ctx, resolve_device
 from marketjepa.train.checkpoint import checkpoint_path, load_checkpoint, load_model
-from marketjepa.train.distributed import resolve_device
-from marketjepa.train.pretrain import autocast_ctx, even_subsample, sigreg_view, token_positions
+from marketjepa.train.pretrain import sigreg_view, token_positions
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 SEVERITY = {"HEALTHY": 0, "PARTIAL": 1, "COLLAPSED": 2}

@@ -78,10 +78,10 @@ import yaml
 
 from marketjepa.artifacts import EMBEDDING_STAT_KEYS
 from marketjepa.config import ConfigError, read_config
+from marketjepa.constants import CLASS_NAMES
 from marketjepa.errors import DataValidationError, MarketJepaError
 from marketjepa.report.walkforward import collect_walkforward
 
-CLASS_NAMES = ("HOLD", "BUY_CALL", "BUY_PUT")
 _VALUE_KEYS = ("value", "mean", "point", "estimate")
 
 

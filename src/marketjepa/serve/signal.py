@@ -77,9 +77,9 @@ class TrainedRun:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> TrainedRun:
+        from marketjepa.device import resolve_device
         from marketjepa.trading.policy import fit_head
         from marketjepa.train.checkpoint import checkpoint_path, load_model
-        from marketjepa.train.distributed import resolve_device
 
         run_dir = Path(run_dir)
         if not (run_dir / "config.yaml").exists():
@@ -322,12 +322,13 @@ def breakeven_move(
     run: TrainedRun,
 ) -> float | None:
     """Log move of the underlying by the exit (IV unchanged) at which net P&L is 0."""
-    from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price
+    from marketjepa.black_scholes import bs_price
+    from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
     from marketjepa.trading.costs import MULTIPLIER, CostModel
 
     costs = CostModel.from_config(run.cfg.backtest)
     fixed = 2.0 * (costs.commission_per_contract + costs.fees_per_contract) / MULTIPLIER
-    T1 = max(tau_after, 0.0) / MINUTES_PER_YEAR
+    T1 = max(tau_after, 0.0) / CALENDAR_MINUTES_PER_YEAR
     d = run.cfg.data
 
     def net(x: float) -> float:

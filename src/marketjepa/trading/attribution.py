@@ -25,7 +25,8 @@ import itertools
 
 import numpy as np
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_greeks, bs_price
+from marketjepa.black_scholes import bs_greeks, bs_price
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.trading.costs import MULTIPLIER
 
 ATTRIBUTION_COLUMNS = ("pnl_delta", "pnl_gamma", "pnl_theta", "pnl_vega", "pnl_residual")
@@ -55,7 +56,7 @@ def attribute(
     corners: dict[tuple[int, int, int], np.ndarray] = {}
     for mask in itertools.product((0, 1), repeat=3):
         s, v, t = (end[i] if mask[i] else start[i] for i in range(3))
-        corners[mask] = bs_price(s, K, t / MINUTES_PER_YEAR, v, call, r, q)
+        corners[mask] = bs_price(s, K, t / CALENDAR_MINUTES_PER_YEAR, v, call, r, q)
 
     weights = {0: 1.0 / 3.0, 1: 1.0 / 6.0, 2: 1.0 / 3.0}  # |A|!(2−|A|)!/3!
     phi = []
@@ -69,7 +70,9 @@ def attribute(
         phi.append(total)
     phi_s, phi_v, phi_t = phi
     size = np.asarray(contracts, float) * MULTIPLIER
-    delta0 = bs_greeks(start[0], K, start[2] / MINUTES_PER_YEAR, start[1], call, r, q)["delta"]
+    delta0 = bs_greeks(start[0], K, start[2] / CALENDAR_MINUTES_PER_YEAR, start[1], call, r, q)[
+        "delta"
+    ]
     itm = np.where(call, (start[0] > K).astype(float), -(start[0] < K).astype(float))
     delta0 = np.where(start[2] > 0, delta0, itm)
     d_pnl = delta0 * (end[0] - start[0])

@@ -36,15 +36,16 @@ import numpy as np
 import polars as pl
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import balanced_accuracy_score
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from marketjepa.artifacts import atomic_path, to_jsonable, write_json
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_greeks, bs_price
+from marketjepa.black_scholes import bs_greeks, bs_price
 from marketjepa.config import Config
 from marketjepa.console import console, stage_line
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.errors import DataValidationError, StageInputMissing
+from marketjepa.evaluate.scoring import balanced_accuracy
 from marketjepa.trading.backtest import (
     CALL,
     HOLD,
@@ -105,12 +106,6 @@ class ClassifierHead:
         return p
 
 
-def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a predicted class absent from y
-        return float(balanced_accuracy_score(y, pred))
-
-
 def class_report(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     """Accuracy, balanced accuracy, predicted (argmax) and true class rates (seed's table)."""
     pred = proba.argmax(axis=1)
@@ -121,7 +116,7 @@ def class_report(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     return {
         "n": int(y.size),
         "accuracy": float((pred == y).mean()),
-        "balanced_accuracy": _balanced_accuracy(y, pred),
+        "balanced_accuracy": balanced_accuracy(y, pred),
         "pred_rates": {n: float((pred == c).mean()) for c, n in enumerate(("hold", "call", "put"))},
         "true_rates": {n: float((y == c).mean()) for c, n in enumerate(("hold", "call", "put"))},
     }
@@ -201,8 +196,8 @@ def expected_option_pnl(
     exp_day = pricer.expiry_day(rows, rules.dte)
     tau = pricer.tau_minutes(rows, exp_day)
     sigma, _ = pricer.surface_iv(rows, K, tau)
-    T0 = tau / MINUTES_PER_YEAR
-    T1 = np.maximum(tau - rules.hold_bars, 0.0) / MINUTES_PER_YEAR
+    T0 = tau / CALENDAR_MINUTES_PER_YEAR
+    T1 = np.maximum(tau - rules.hold_bars, 0.0) / CALENDAR_MINUTES_PER_YEAR
     out = np.zeros((rows.size, 2))
     for j, is_call in enumerate((True, False)):
         g = bs_greeks(S, K, T0, sigma, is_call, m.r, m.q)

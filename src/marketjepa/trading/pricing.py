@@ -1,10 +1,10 @@
 """Option prices for the backtest: the IV surface (``surface``) or real minute bars (``bars``).
 
 Clock. Prices are taken at the *close* of a bar. Time to expiry is in calendar minutes, as
-in :data:`marketjepa.black_scholes.MINUTES_PER_YEAR`; the expiry is the close of the expiry
+in :data:`marketjepa.black_scholes.CALENDAR_MINUTES_PER_YEAR`; the expiry is the close of the expiry
 day, so at the close of the bar with ``minute`` m of a session of ``session_minutes`` M::
 
-    τ_min = (M − m − 1) + 1440 · (expiry_day − day),   T = τ_min / MINUTES_PER_YEAR
+    τ_min = (M − m − 1) + 1440 · (expiry_day − day),   T = τ_min / CALENDAR_MINUTES_PER_YEAR
 
 (half-day closes on later expiry days and DST shifts are ignored). The expiry day for a
 ``dte`` is ``day + dte`` rolled forward to the next session of the exchange calendar
@@ -25,7 +25,7 @@ bar's end to that expiry's close, as :mod:`marketjepa.data.option_summary` write
 4. σ = clip(σ_atm(T) + offset(x), 0.01, 5).
 
 Surface mode (modeled proxy) — used on rows without a valid observed ATM IV, and counted:
-σ = σ̂_1min · √MINUTES_PER_YEAR · ``iv_rv_ratio`` + ``iv_skew_per_moneyness`` · ln(K/S), where
+σ = σ̂_1min · √CALENDAR_MINUTES_PER_YEAR · ``iv_rv_ratio`` + ``iv_skew_per_moneyness`` · ln(K/S), where
 σ̂_1min is the trailing standard deviation of 1-minute log returns (``lookback`` bars, the
 overnight return excluded). Annualizing on the same calendar-minute clock keeps σ²T equal to
 the trailing variance over intraday horizons (it reads ≈2.3× a trading-day annualized vol).
@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR, bs_price, implied_vol
+from marketjepa.black_scholes import bs_price, implied_vol
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR, TRADING_MINUTES_PER_YEAR
 from marketjepa.data.calendar import roll_to_session
 from marketjepa.errors import DataValidationError
 
@@ -338,7 +339,7 @@ class OptionPricer:
         self.iv_skew = iv_skew_per_moneyness
         self.proxy_atm = (
             trailing_vol_1min(market.close, market.session, vol_lookback)
-            * np.sqrt(MINUTES_PER_YEAR)
+            * np.sqrt(CALENDAR_MINUTES_PER_YEAR)
             * iv_rv_ratio
         )
         n = market.n
@@ -364,7 +365,7 @@ class OptionPricer:
         rows = np.asarray(rows, np.int64)
         S = m.close[rows]
         K = np.asarray(strike, np.float64)
-        T = np.maximum(tau_min, 1.0) / MINUTES_PER_YEAR
+        T = np.maximum(tau_min, 1.0) / CALENDAR_MINUTES_PER_YEAR
         obs = self.observed[rows]
         k_spot = np.log(K / S)
         sigma = self.proxy_atm[rows] + self.iv_skew * k_spot
@@ -374,8 +375,8 @@ class OptionPricer:
             # without a near_dte, the near IV is taken as that of the traded expiry
             t_n = np.where(np.isfinite(m.near_dte[rows]), m.near_dte[rows] * 1440.0, tau_min)
             t_f = m.far_dte[rows] * 1440.0
-            t_n = np.maximum(t_n, 1.0) / MINUTES_PER_YEAR
-            t_f = np.where(np.isfinite(t_f), t_f / MINUTES_PER_YEAR, np.nan)
+            t_n = np.maximum(t_n, 1.0) / CALENDAR_MINUTES_PER_YEAR
+            t_f = np.where(np.isfinite(t_f), t_f / CALENDAR_MINUTES_PER_YEAR, np.nan)
             t_f = np.where(np.isfinite(t_f) & (t_f > t_n), t_f, t_n)
             w_n, w_f = a_n**2 * t_n, a_f**2 * t_f
             frac = np.clip((T - t_n) / np.maximum(t_f - t_n, 1e-12), 0.0, 1.0)
@@ -398,7 +399,9 @@ class OptionPricer:
         tau = self.tau_minutes(rows, exp_day)
         sigma, obs = self.surface_iv(rows, strike, tau)
         m = self.market
-        mid = bs_price(m.close[rows], strike, tau / MINUTES_PER_YEAR, sigma, is_call, m.r, m.q)
+        mid = bs_price(
+            m.close[rows], strike, tau / CALENDAR_MINUTES_PER_YEAR, sigma, is_call, m.r, m.q
+        )
         src = np.where(obs, SRC_SURFACE, SRC_PROXY).astype(np.int8)
         return Quotes(mid=np.asarray(mid, np.float64), iv=sigma, source=src, tau_min=tau)
 
@@ -419,7 +422,7 @@ class OptionPricer:
                     px[found],
                     m.close[rows[found]],
                     strike[found],
-                    q.tau_min[found] / MINUTES_PER_YEAR,
+                    q.tau_min[found] / CALENDAR_MINUTES_PER_YEAR,
                     is_call[found],
                     m.r,
                     m.q,
@@ -472,11 +475,11 @@ def random_market(
     minute = np.tile(np.arange(M), n_sessions)
     sess = np.repeat(np.arange(n_sessions), M)
     ts = (days[sess] * 1440 + 870 + minute) * NS_PER_MINUTE
-    sd = annual_vol / np.sqrt(252 * 390)
+    sd = annual_vol / np.sqrt(TRADING_MINUTES_PER_YEAR)
     close = 450.0 * np.exp(np.cumsum(rng.normal(0.0, sd, sess.size)))
     kw: dict = {}
     if surface:
-        base = annual_vol * np.sqrt(MINUTES_PER_YEAR / (252 * 390)) * 1.2
+        base = annual_vol * np.sqrt(CALENDAR_MINUTES_PER_YEAR / TRADING_MINUTES_PER_YEAR) * 1.2
         level = base * np.exp(np.cumsum(rng.normal(0.0, 0.002, sess.size)))
         n = sess.size
         kw = dict(

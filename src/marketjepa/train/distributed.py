@@ -38,6 +38,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from marketjepa.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -53,17 +55,6 @@ class DistEnv:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(pref: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    from marketjepa.errors import MarketJepaError
-
-    if pref == "cuda" or (pref == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise MarketJepaError("train.device=cuda but no CUDA GPU is available")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
 
 
 def setup_distributed(device_pref: str = "auto") -> DistEnv:

@@ -38,12 +38,12 @@ from threadpoolctl import threadpool_limits
 from marketjepa.artifacts import write_json
 from marketjepa.config import Config, apply_overrides, build_config
 from marketjepa.console import stage_line
+from marketjepa.constants import N_CLASSES, TEST, TRAIN, VAL
 from marketjepa.data.prepared import PreparedData
 from marketjepa.data.windows import WindowDataset, WindowSpec, context_starts
 from marketjepa.evaluate.baselines import build_encoder, encoder_embeddings, raw_window_features
 from marketjepa.evaluate.bootstrap import block_bootstrap
 from marketjepa.evaluate.probes import (
-    N_CLASSES,
     confusion_matrix,
     direction_accuracy,
     fit_classification_probe,
@@ -64,8 +64,6 @@ TODAY: dict[str, Any] = {
     "loss.target_exclude": [],
     "loss.aux_future_mean": 0.0,
 }
-
-TRAIN, VAL, TEST = 0, 1, 2
 
 
 def with_overrides(cfg: Config, changes: dict[str, Any], origin: str) -> Config:

@@ -40,7 +40,6 @@ import csv
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,8 @@ from torch import nn
 from marketjepa.artifacts import EMBEDDING_STAT_KEYS, atomic_path, read_json, write_json
 from marketjepa.config import Config
 from marketjepa.console import make_progress, stage_line
-from marketjepa.data.windows import WindowDataset, WindowSpec, pretrain_starts
+from marketjepa.data.windows import WindowDataset, WindowSpec, even_subsample, pretrain_starts
+from marketjepa.device import autocast_ctx
 from marketjepa.errors import DataValidationError, MarketJepaError, TrainingDiverged
 from marketjepa.model.future_summary import FutureMeans
 from marketjepa.train.checkpoint import (
@@ -106,13 +106,6 @@ EpochCallback = Callable[[int, dict[str, Any], nn.Module], None]
 # --------------------------------------------------------------------------- helpers
 
 
-def even_subsample(starts: np.ndarray, cap: int) -> np.ndarray:
-    """At most ``cap`` evenly spaced elements of ``starts`` (all if ``cap`` is 0)."""
-    if cap <= 0 or starts.size <= cap:
-        return starts
-    return starts[np.linspace(0, starts.size - 1, cap).round().astype(np.int64)]
-
-
 def sigreg_view(z_sig: torch.Tensor, n_windows: int, token_pos: torch.Tensor) -> torch.Tensor:
     """One row per window of the tensor SIGReg regularizes.
 
@@ -128,12 +121,6 @@ def sigreg_view(z_sig: torch.Tensor, n_windows: int, token_pos: torch.Tensor) ->
 
 def token_positions(n_windows: int, n_tokens: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 1]).integers(0, n_tokens, size=n_windows)
-
-
-def autocast_ctx(device: torch.device, bf16: bool):
-    if device.type == "cuda" and bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def build_optimizer(model: nn.Module, cfg: Config, device: torch.device) -> torch.optim.AdamW:

@@ -27,11 +27,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-from marketjepa.black_scholes import MINUTES_PER_YEAR
+from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.data.calendar import NS_PER_MINUTE
 from marketjepa.data.synthetic.params import MarketParams
 
-NS_PER_YEAR = MINUTES_PER_YEAR * NS_PER_MINUTE
+NS_PER_YEAR = CALENDAR_MINUTES_PER_YEAR * NS_PER_MINUTE
 Z25 = 0.6744897501960817  # N⁻¹(0.75)
 
 
@@ -73,7 +73,7 @@ def atm_iv(
 ) -> np.ndarray:
     """ATM IV ``[D, E, W]``; ``today_units [D, W]``, ``future_units [D, E]``, ``T [D, E, W]``."""
     w = base_sigma**2 * (today_units[:, None, :] + future_units[:, :, None])
-    t = np.maximum(t_years, 1.0 / MINUTES_PER_YEAR)
+    t = np.maximum(t_years, 1.0 / CALENDAR_MINUTES_PER_YEAR)
     iv = vrp[:, None, None] * np.sqrt(np.maximum(w, 0.0) / t)
     return np.maximum(iv, 0.03)
 
@@ -87,7 +87,7 @@ def skew_25d(t_years: np.ndarray, level: np.ndarray, z_skew: np.ndarray, p: Mark
 
 def smile_iv(strike, forward, t_years, atm, skew25, curvature: float) -> np.ndarray:
     """IV at ``strike`` from the ATM IV and 25Δ skew (broadcasting arrays)."""
-    sqrt_t = np.sqrt(np.maximum(t_years, 1.0 / MINUTES_PER_YEAR))
+    sqrt_t = np.sqrt(np.maximum(t_years, 1.0 / CALENDAR_MINUTES_PER_YEAR))
     x = np.clip(np.log(strike / forward) / (atm * sqrt_t), -4.0, 4.0)
     iv = atm - skew25 / (2.0 * Z25) * x + curvature * skew25 * x * x
     return np.maximum(iv, 0.3 * atm)
