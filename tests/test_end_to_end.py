@@ -18,9 +18,11 @@ import polars as pl
 import pytest
 
 from marketjepa.config import load_config
+from marketjepa.paths import prepared_dir
 from marketjepa.pipeline import run_pipeline, stage_done
 from marketjepa.report.build import headline
 from marketjepa.report.collect import collect_run
+from marketjepa.results import RESULT_FILES, read_result, result_dict
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +80,21 @@ def test_every_artifact_is_written(planted):
         assert (run / rel).exists(), rel
     assert any((run / "tb").iterdir())
     assert list((run / "plots").glob("*.png"))
+
+
+@pytest.mark.parametrize("market", ["planted", "null"])
+def test_every_result_file_matches_its_model(market, request):
+    """Each stage's output validates against its model in marketjepa.results, and
+    validating then dumping it again writes the same numbers (results.py contract)."""
+    cfg, run = request.getfixturevalue(market)
+    for stage, (rel, model, _) in RESULT_FILES.items():
+        path = (prepared_dir(cfg) if stage == "prepare" else run) / rel
+        result = read_result(path, model)
+        body = result_dict(result)
+        assert body.pop("schema_version") == 1
+        on_disk = json.loads(path.read_text())
+        on_disk.pop("schema_version", None)
+        assert json.dumps(body) == json.dumps(on_disk), stage
 
 
 def test_planted_signal_is_found(planted):

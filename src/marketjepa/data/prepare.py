@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from marketjepa import paths
-from marketjepa.artifacts import to_jsonable, write_json
+from marketjepa.artifacts import to_jsonable
 from marketjepa.config import Config
 from marketjepa.console import console, stage_line
 from marketjepa.data.features import (
@@ -38,6 +38,7 @@ from marketjepa.data.normalize import Normalizer
 from marketjepa.data.splits import SPLIT_NAMES, day_splits, days_per_split, row_splits
 from marketjepa.data.windows import WindowSpec, pretrain_starts
 from marketjepa.errors import DataValidationError, MarketJepaError
+from marketjepa.results import PreparedManifest, validate_result, write_result
 from marketjepa.rundir_lock import clean_data_temps
 
 BAR_COLUMNS = {
@@ -344,7 +345,10 @@ def write_prepared(build: PreparedBuild, out_dir: str | Path) -> Path:
         if build.truth is not None:
             build.truth.write_parquet(tmp / "truth.parquet")
         build.normalizer.save(tmp / "normalization.json")
-        write_json(tmp / "manifest.json", build.manifest)
+        manifest_path = tmp / "manifest.json"
+        write_result(
+            manifest_path, validate_result(build.manifest, PreparedManifest, manifest_path)
+        )
         if out_dir.exists():  # force: move the old one aside, then swap in
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{time.time_ns()}"
             out_dir.rename(old)

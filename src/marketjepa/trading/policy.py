@@ -39,13 +39,14 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from marketjepa.artifacts import atomic_path, to_jsonable, write_json
+from marketjepa.artifacts import atomic_path
 from marketjepa.black_scholes import bs_greeks, bs_price
 from marketjepa.config import Config
 from marketjepa.console import console, stage_line
 from marketjepa.constants import CALENDAR_MINUTES_PER_YEAR
 from marketjepa.errors import DataValidationError, StageInputMissing
 from marketjepa.evaluate.scoring import balanced_accuracy
+from marketjepa.results import Policy, validate_result, write_result
 from marketjepa.trading.backtest import (
     CALL,
     HOLD,
@@ -471,7 +472,7 @@ def run_policy(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "signals.parquet") as tmp:
         signals.write_parquet(tmp)
-    write_json(folder / "policy.json", to_jsonable(out))
+    write_result(folder / "policy.json", validate_result(out, Policy, folder / "policy.json"))
     print_policy(out)
     return out
 
