@@ -12,7 +12,9 @@ from sklearn.preprocessing import StandardScaler
 
 from marketjepa.config import EvalConfig
 from marketjepa.data.windows import even_positions
+from marketjepa.evaluate import linear_probe as lp
 from marketjepa.evaluate import probes as pr
+from marketjepa.evaluate import represent as rp
 from marketjepa.evaluate.tables import render_probe_tables, to_text
 
 EV = EvalConfig(bootstrap_samples=200, bootstrap_block_days=2)
@@ -107,7 +109,7 @@ def test_probe_never_fits_on_val_or_test_rows():
     assert fit.predictions.shape == rows.label.shape
 
     with pytest.raises(AssertionError, match="outside the train split"):
-        pr._fit_train_only(
+        lp._fit_train_only(
             LogisticRegression(), sig, rows.label, np.flatnonzero(rows.split != 2), rows.split
         )
     ridge = pr.fit_ridge_probe(sig, rows.fwd_rv, rows.split, [1.0, 10.0])
@@ -392,7 +394,11 @@ def test_run_probes_writes_representations_and_json(tiny_run, capsys, monkeypatc
     cfg, prepared, run_dir = tiny_run
     cfg = cfg.model_copy(update={"split": cfg.split.model_copy(update={"walk_forward_folds": 3})})
     calls = _spy_train_supervised(monkeypatch)
+    rp.run_represent(cfg, prepared, run_dir)
+    assert not calls[2:]  # the label-trained encoders are trained by `represent` only...
+    n_calls = len(calls)
     result = pr.run_probes(cfg, prepared, run_dir)
+    assert len(calls) == n_calls  # ...never by `probe`
 
     # supervised, then lejepa_finetuned: the same protocol, only the initial weights differ
     assert len(calls) == 2
@@ -458,6 +464,7 @@ def test_run_probes_without_test_split_scores_on_val(tiny_run, tmp_path):
     split2 = cfg.split.model_copy(update={"val": 0.3, "test": 0.0, "walk_forward_folds": 0})
     eval2 = cfg.eval.model_copy(update={"finetune": False})
     cfg2 = cfg.model_copy(update={"split": split2, "eval": eval2})
+    rp.run_represent(cfg2, prepared, run2)
     result = pr.run_probes(cfg2, prepared, run2)
     assert result["evaluated_on"] == "val"
     assert result["n_rows"]["test"] == 0
