@@ -160,7 +160,7 @@ def select_rows(
 
 
 @dataclass
-class _Build:
+class BuildContext:
     """Everything the representation builders share."""
 
     cfg: Config
@@ -182,7 +182,7 @@ class _Build:
         return bl.build_encoder(n_feat, self.spec, self.cfg.model, self.cfg.eval.seed, names)
 
 
-def _market_reps(b: _Build, lejepa: np.ndarray) -> dict[str, np.ndarray]:
+def _market_reps(b: BuildContext, lejepa: np.ndarray) -> dict[str, np.ndarray]:
     """Representations computed from the bars alone: window statistics and HAR-RV."""
     anchors, spec, cfg = b.rows.anchors, b.spec, b.cfg
     reps = {
@@ -208,7 +208,7 @@ def _market_reps(b: _Build, lejepa: np.ndarray) -> dict[str, np.ndarray]:
     return reps
 
 
-def _fit_on_labels(b: _Build, encoder: torch.nn.Module) -> bl.SupervisedResult:
+def _fit_on_labels(b: BuildContext, encoder: torch.nn.Module) -> bl.SupervisedResult:
     """The supervised protocol: all labelled train windows, early-stopped on val rows."""
     cfg, rows, label = b.cfg, b.rows, np.asarray(b.data.label)
     tr_ok = np.flatnonzero(label[b.train_emb["anchors"]] >= 0)
@@ -232,7 +232,7 @@ def _fit_on_labels(b: _Build, encoder: torch.nn.Module) -> bl.SupervisedResult:
 
 
 def _trained_reps(
-    b: _Build, pretrained: torch.nn.Module | None
+    b: BuildContext, pretrained: torch.nn.Module | None
 ) -> tuple[dict[str, np.ndarray], dict[str, list[dict[str, float]]]]:
     """Encoders trained on labels: ``supervised`` (random init) and ``lejepa_finetuned``
     (the same protocol from the pretrained encoder — does pretraining help as an init?)."""
@@ -268,7 +268,7 @@ def _oracle_reps(rows: ProbeRows) -> dict[str, np.ndarray]:
 
 
 def build_representations(
-    b: _Build, lejepa: np.ndarray, run_dir: Path
+    b: BuildContext, lejepa: np.ndarray, run_dir: Path
 ) -> tuple[dict[str, np.ndarray], dict[str, list[dict[str, float]]], dict[str, float]]:
     """Every representation in probe order, the label-training histories, and seconds each."""
     seconds: dict[str, float] = {}
@@ -399,7 +399,7 @@ def run_represent(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict[str, A
     spec = WindowSpec.from_config(cfg.windows)
     features = np.asarray(data.features, dtype=np.float32)
     ds = WindowDataset(features, spec, resolve_device(cfg.train.device))
-    b = _Build(cfg, data, spec, features, ds, rows, starts, emb[TRAIN], notes)
+    b = BuildContext(cfg, data, spec, features, ds, rows, starts, emb[TRAIN], notes)
     reps, histories, seconds = build_representations(b, lejepa, run_dir)
 
     save_representations(run_dir, reps, rows)
