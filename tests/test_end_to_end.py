@@ -144,7 +144,7 @@ def test_rerun_skips_finished_stages_and_from_redoes(planted):
     cfg, run = planted
     again = run_pipeline(cfg)
     assert again == run
-    for stage in ("pretrain", "diagnose", "probe", "policy", "backtest", "report"):
+    for stage in ("pretrain", "diagnose", "represent", "probe", "policy", "backtest", "report"):
         assert stage_done(cfg, run, stage)
     before = json.loads((run / "stages.json").read_text())["report"]["finished"]
     run_pipeline(cfg, from_stage="report")

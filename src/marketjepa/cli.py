@@ -252,9 +252,19 @@ def diagnose(run_dir: RunDirArg, set_: SetOpt = None) -> None:
 
 @app.command()
 @_guard
+def represent(run_dir: RunDirArg, set_: SetOpt = None) -> None:
+    """Build every frozen representation of the probe rows: LeJEPA (both poolings), raw
+    window, HAR-RV, random-init, supervised and fine-tuned encoders, oracles. Writes
+    representations/*.npz, probe_rows.npz and represent.json."""
+    _stage("represent", run_dir, set_)
+
+
+@app.command()
+@_guard
 def probe(run_dir: RunDirArg, set_: SetOpt = None) -> None:
     """Linear probes for LeJEPA vs baselines (majority, raw window, random-init,
-    supervised, HAR-RV, oracle) with block-bootstrap 95% CIs. Writes probes.json."""
+    supervised, HAR-RV, oracle) with block-bootstrap 95% CIs. Reads the represent
+    stage's files; writes probes.json."""
     _stage("probe", run_dir, set_)
 
 
@@ -299,8 +309,8 @@ def run(
     until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run directory to use.")] = None,
 ) -> None:
-    """Run the whole pipeline: synth/ingest → prepare → pretrain → diagnose → probe →
-    policy → backtest → report. Stages whose outputs exist for the same config are skipped."""
+    """Run the whole pipeline: synth/ingest → prepare → pretrain → diagnose → represent
+    → probe → policy → backtest → report. Stages whose outputs exist for the same config are skipped."""
     from marketjepa.pipeline import run_pipeline
 
     cfg = _config(preset, config, set_)

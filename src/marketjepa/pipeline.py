@@ -34,13 +34,24 @@ from marketjepa.errors import MarketJepaError
 from marketjepa.paths import prepared_dir, prepared_hash, synthetic_dir
 from marketjepa.rundir_lock import check_creatable, clean_data_temps, run_dir_lock
 
-STAGES = ["synth", "prepare", "pretrain", "diagnose", "probe", "policy", "backtest", "report"]
+STAGES = [
+    "synth",
+    "prepare",
+    "pretrain",
+    "diagnose",
+    "represent",
+    "probe",
+    "policy",
+    "backtest",
+    "report",
+]
 RUN_STAGES = STAGES[2:]
 
 # Config sections each run stage adds to its upstream dependencies.
 STAGE_SECTIONS: dict[str, list[str]] = {
     "pretrain": ["windows", "model", "loss", "train"],
     "diagnose": ["eval"],
+    "represent": [],
     "probe": [],
     "policy": ["policy", "backtest"],
     "backtest": [],
@@ -51,6 +62,7 @@ STAGE_SECTIONS: dict[str, list[str]] = {
 STAGE_OUTPUT: dict[str, str] = {
     "pretrain": "pretrain.json",
     "diagnose": "diagnostics.json",
+    "represent": "represent.json",
     "probe": "probes.json",
     "policy": "policy/policy.json",
     "backtest": "backtest/metrics.json",
@@ -186,6 +198,7 @@ def _stage_functions() -> dict[str, Callable[[Config, Path, Path], object]]:
     # Imported lazily: `marketjepa --help` must not pay for torch/sklearn imports.
     from marketjepa.evaluate.diagnose import run_diagnose
     from marketjepa.evaluate.probes import run_probes
+    from marketjepa.evaluate.represent import run_represent
     from marketjepa.report.build import build_report
     from marketjepa.trading.backtest import run_backtest
     from marketjepa.trading.policy import run_policy
@@ -193,6 +206,7 @@ def _stage_functions() -> dict[str, Callable[[Config, Path, Path], object]]:
     return {
         "pretrain": pretrain_stage,
         "diagnose": run_diagnose,
+        "represent": run_represent,
         "probe": run_probes,
         "policy": run_policy,
         "backtest": run_backtest,

@@ -12,7 +12,9 @@ from sklearn.preprocessing import StandardScaler
 
 from marketjepa.config import EvalConfig
 from marketjepa.data.windows import even_positions
+from marketjepa.evaluate import linear_probe as lp
 from marketjepa.evaluate import probes as pr
+from marketjepa.evaluate import represent as rp
 from marketjepa.evaluate.tables import render_probe_tables, to_text
 
 EV = EvalConfig(bootstrap_samples=200, bootstrap_block_days=2)
@@ -107,7 +109,7 @@ def test_probe_never_fits_on_val_or_test_rows():
     assert fit.predictions.shape == rows.label.shape
 
     with pytest.raises(AssertionError, match="outside the train split"):
-        pr._fit_train_only(
+        lp._fit_train_only(
             LogisticRegression(), sig, rows.label, np.flatnonzero(rows.split != 2), rows.split
         )
     ridge = pr.fit_ridge_probe(sig, rows.fwd_rv, rows.split, [1.0, 10.0])
@@ -249,99 +251,6 @@ def _with_walk_forward(wf):
 # ---------------------------------------------------------------------------------------
 
 
-def _write_prepared(path, n_days=24, bars=60, seed=0):
-    """A prepared folder in the docs/architecture.md format (features, labels, truth)."""
-    import datetime as dt
-
-    import polars as pl
-
-    from marketjepa.artifacts import write_json
-
-    rng = np.random.default_rng(seed)
-    n = n_days * bars
-    regime = np.repeat(rng.integers(0, 3, n // 30 + 1), 30)[:n]
-    feats = rng.normal(size=(n, 3)).astype(np.float32)
-    feats[:, 0] += (regime - 1) * 0.7
-    label = np.where(rng.random(n) < 0.7, 0, regime).astype(np.int8)
-    day = np.repeat(np.arange(n_days), bars)
-    split = np.select([day < 14, day == 14, day < 19, day == 19], [0, -1, 1, -1], 2).astype(np.int8)
-    close = 100 * np.exp(np.cumsum(0.001 * rng.normal(size=n)))
-    filt = np.full((n, 3), 0.15)
-    filt[np.arange(n), regime] = 0.7
-    start = dt.date(2022, 1, 3)
-    frame = pl.DataFrame(
-        {
-            "ts": np.arange(n, dtype=np.int64) * 60_000_000_000,
-            "session": [start + dt.timedelta(days=int(d)) for d in day],
-            "split": split,
-            "label": label,
-            "fwd_ret": rng.normal(size=n).astype(np.float32),
-            "fwd_rv": rng.normal(size=n).astype(np.float32),
-            "minute": np.tile(np.arange(bars, dtype=np.int16), n_days),
-            "sigma_h": np.ones(n, dtype=np.float32),
-            "close": close,
-            "options_valid": np.ones(n, dtype=bool),
-            **{f"f_x{i}": feats[:, i] for i in range(3)},
-        }
-    )
-    path.mkdir(parents=True)
-    frame.write_parquet(path / "dataset.parquet")
-    truth = {"ts": frame["ts"], "regime": regime.astype(np.int8)}
-    truth |= {f"filter_p{k}": filt[:, k] for k in range(3)}
-    pl.DataFrame(truth).write_parquet(path / "truth.parquet")
-    write_json(path / "manifest.json", {"feature_names": ["x0", "x1", "x2"]})
-    write_json(path / "normalization.json", {"method": "robust", "features": {}})
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    import torch
-
-    from marketjepa.config import load_config
-    from marketjepa.data.prepared import PreparedData
-    from marketjepa.data.windows import WindowDataset, WindowSpec, context_starts
-    from marketjepa.model.jepa import LeJEPA
-    from marketjepa.train.checkpoint import save_checkpoint
-
-    root = tmp_path_factory.mktemp("probe_stage")
-    prepared, run_dir = root / "prepared", root / "run"
-    _write_prepared(prepared)
-    cfg = load_config(
-        "tiny",
-        overrides=[
-            "eval.bootstrap_samples=30",
-            "eval.probe_c_grid=[0.1, 1.0]",
-            "eval.ridge_alpha_grid=[1.0, 100.0]",
-            "eval.supervised_epochs=1",
-            "train.max_steps_per_epoch=3",
-            "train.batch_size=64",
-            "train.device=cpu",
-        ],
-    )
-    data = PreparedData.load(prepared)
-    spec = WindowSpec.from_config(cfg.windows)
-    torch.manual_seed(123)  # not the random-init baseline's seed
-    model = LeJEPA(3, spec, cfg.model, cfg.loss).eval()
-    save_checkpoint(
-        run_dir / "checkpoints" / "best.pt",
-        {"config_yaml": cfg.to_yaml(), "n_features": 3, "model": model.state_dict()},
-    )
-    ds = WindowDataset(data.features, spec)
-    (run_dir / "embeddings").mkdir()
-    for s, name in pr.SPLIT_NAMES.items():
-        starts = context_starts(data.split, s, spec, stride=2, anchor_mask=data.label >= 0)
-        with torch.no_grad():
-            pooled = model.embed(ds.context(starts))[0].numpy()
-        np.savez(
-            run_dir / "embeddings" / f"{name}.npz",
-            pooled=pooled,
-            sigreg=pooled,
-            starts=starts,
-            anchors=spec.anchor(starts),
-        )
-    return cfg, prepared, run_dir
-
-
 def _spy_train_supervised(monkeypatch):
     """Record every train_supervised call: weights at its first training step, the windows
     it trained on (encoder in train mode), its arguments and its final weights."""
@@ -392,7 +301,11 @@ def test_run_probes_writes_representations_and_json(tiny_run, capsys, monkeypatc
     cfg, prepared, run_dir = tiny_run
     cfg = cfg.model_copy(update={"split": cfg.split.model_copy(update={"walk_forward_folds": 3})})
     calls = _spy_train_supervised(monkeypatch)
+    rp.run_represent(cfg, prepared, run_dir)
+    assert not calls[2:]  # the label-trained encoders are trained by `represent` only...
+    n_calls = len(calls)
     result = pr.run_probes(cfg, prepared, run_dir)
+    assert len(calls) == n_calls  # ...never by `probe`
 
     # supervised, then lejepa_finetuned: the same protocol, only the initial weights differ
     assert len(calls) == 2
@@ -458,6 +371,7 @@ def test_run_probes_without_test_split_scores_on_val(tiny_run, tmp_path):
     split2 = cfg.split.model_copy(update={"val": 0.3, "test": 0.0, "walk_forward_folds": 0})
     eval2 = cfg.eval.model_copy(update={"finetune": False})
     cfg2 = cfg.model_copy(update={"split": split2, "eval": eval2})
+    rp.run_represent(cfg2, prepared, run2)
     result = pr.run_probes(cfg2, prepared, run2)
     assert result["evaluated_on"] == "val"
     assert result["n_rows"]["test"] == 0

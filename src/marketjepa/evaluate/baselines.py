@@ -30,6 +30,8 @@ from torch import nn
 from marketjepa.config import ModelConfig
 from marketjepa.data.windows import WindowDataset, WindowSpec, iterate_batches
 from marketjepa.evaluate.scoring import balanced_accuracy
+from marketjepa.model.embedding import encoder_embeddings  # noqa: F401  (re-exported)
+from marketjepa.model.encoder import PatchEncoder
 
 DEFAULT_TRAILING = (30, 120, 240)
 HAR_DAYS = (1, 5, 22)
@@ -176,43 +178,8 @@ def build_encoder(
 ) -> nn.Module:
     """The pretrained model's encoder architecture with freshly seeded random weights
     (``feature_names``: needed by ``model.input_exclude`` / ``model.session_mask``)."""
-    from marketjepa.model.encoder import PatchEncoder
-
     torch.manual_seed(seed)
     return PatchEncoder(n_features, spec, model_cfg, feature_names=feature_names)
-
-
-@torch.no_grad()
-def encoder_embeddings(
-    encoder: nn.Module,
-    dataset: WindowDataset,
-    starts: np.ndarray,
-    batch_size: int = 1024,
-    pooling: str | None = None,
-) -> np.ndarray:
-    """Pooled embeddings ``[n, d]`` of context windows (batched, no grad, eval mode).
-
-    ``pooling=None`` uses the encoder's own ``pool``; ``"mean"``/``"last"`` pool tokens
-    explicitly (to evaluate both poolings of one encoder).
-    """
-    was_training = encoder.training
-    encoder.eval().to(dataset.device)
-    out = []
-    for chunk in iterate_batches(np.asarray(starts, dtype=np.int64), batch_size):
-        tokens = encoder(dataset.context(chunk))
-        if pooling is None:
-            pooled = encoder.pool(tokens)
-        elif pooling == "mean":
-            pooled = tokens.mean(dim=1)
-        elif pooling == "last":
-            pooled = tokens[:, -1]
-        else:
-            raise ValueError(f"unknown pooling {pooling!r}")
-        out.append(pooled.float().cpu().numpy())
-    encoder.train(was_training)
-    if not out:
-        return np.empty((0, 0), dtype=np.float32)
-    return np.concatenate(out).astype(np.float32)
 
 
 class SupervisedClassifier(nn.Module):

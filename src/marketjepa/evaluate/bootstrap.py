@@ -38,6 +38,20 @@ def resample_blocks(n_days: int, block_days: int) -> tuple[int, int]:
     return b, -(-n_days // b)
 
 
+def day_block_draws(n_days: int, block_days: int, n_samples: int, seed: int = 0) -> np.ndarray:
+    """``[n_samples, n_days]`` day positions of each replicate: the circular moving-block
+    draw above (⌈D/b⌉ uniform block starts, blocks wrap around, truncated to D days).
+
+    The one day-block resampler of the project: probe CIs, paired tests and the
+    backtest's Sharpe CI (:mod:`marketjepa.trading.metrics`) all draw their days here.
+    """
+    b, n_blocks = resample_blocks(n_days, block_days)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n_days, size=(n_samples, n_blocks))
+    pos = (starts[:, :, None] + np.arange(b)[None, None, :]) % n_days
+    return pos.reshape(n_samples, -1)[:, :n_days]
+
+
 @dataclass
 class BootstrapResult:
     """Point estimate, percentile CI and the replicate values of one scalar metric."""
@@ -124,11 +138,7 @@ class DayBlockResampler:
 
     def day_draws(self) -> np.ndarray:
         """``[n_samples, n_days]`` positions (into sorted days) of each replicate's days."""
-        rng = np.random.default_rng(self.seed)
-        n_blocks = resample_blocks(self.n_days, self.block_days)[1]
-        starts = rng.integers(0, self.n_days, size=(self.n_samples, n_blocks))
-        pos = (starts[:, :, None] + np.arange(self.block_days)[None, None, :]) % self.n_days
-        return pos.reshape(self.n_samples, -1)[:, : self.n_days]
+        return day_block_draws(self.n_days, self.block_days, self.n_samples, self.seed)
 
     def rows_of_days(self, day_positions: np.ndarray) -> np.ndarray:
         """Row indices of all rows of the given day positions (repeats kept), vectorized."""

@@ -36,6 +36,8 @@ from marketjepa.serve.signal import (
     make_pricer,
     market_frame,
 )
+from marketjepa.trading.backtest import Rules, run_strategy
+from marketjepa.trading.costs import CostModel
 
 PARITY_TOL = 1e-6
 
@@ -86,16 +88,74 @@ def replay_day(
     ``batch`` ([N, F] normalized features over the prepared rows) is the batch side of the
     parity check; by default the features ``prepare`` stored. ``max_bars`` stops after the
     day's first bars (tests)."""
-    from marketjepa.trading.backtest import Rules, run_strategy
-    from marketjepa.trading.costs import CostModel
-
     frame = load_frame(run) if frame is None else frame
     batch = stored_features(run, frame) if batch is None else batch
+    sess = (frame["session"].rank("dense").cast(pl.Int64) - 1).to_numpy()
+    rows, a = _day_rows(run, frame, sess, day, max_bars)
+    hist = frame.slice(a, int(rows[-1]) + 1 - a)
+    bars, osum = feed_frames(run, hist)
+    local = rows - a
+
+    # Live: each bar sees only the bars delivered up to and including it.
+    n = local.size
+    live_z = np.zeros((n, len(run.feature_names)), np.float32)
+    live_p, live_s = np.zeros((n, 3)), np.zeros(n, np.int8)
+    for i, k in enumerate(local.tolist()):
+        cf, z_k, live_p[i], live_s[i] = live_step(run, bars, osum, k)
+        live_z[i] = z_k
+
+    # Batch: the stored (or given) features of the whole history, the same windows.
+    zb = np.asarray(batch[a : int(rows[-1]) + 1], np.float32)
+    batch_p, batch_s = run.decide(zb, local)
+    diff = np.abs(live_z.astype(np.float64) - zb[local])
+    feat_diff = diff.max(axis=1)
+    live = (live_s, live_p, batch_s, batch_p)
+    stored = _stored_signals(run, rows)
+    split = np.zeros(hist.height, np.int8)
+    market = make_market(
+        run, market_frame(cf, bars, osum), sess[a : int(rows[-1]) + 1] - sess[a], split
+    )
+    res, pricer = _day_trades(run, market, local, live_s)
+    ts = hist["ts"].to_numpy()
+    bars_out = [
+        {
+            "time": bar_time(ts[k]),
+            "close": float(hist["close"][k]),
+            "decision": CLASSES[int(live_s[i])],
+            "p_call": float(live_p[i, 1]),
+            "p_put": float(live_p[i, 2]),
+            "batch_decision": CLASSES[int(batch_s[i])],
+            "max_feature_diff": float(feat_diff[i]),
+        }
+        for i, k in enumerate(local.tolist())
+    ]
+    tr = res.trades
+    return {
+        "run": str(run.run_dir),
+        "day": day,
+        "representation": REPRESENTATION,
+        "thresholds": run.thresholds(),
+        "warmup_sessions": run.warmup_sessions,
+        "history_bars": int(hist.height - n),
+        "bars": bars_out,
+        "parity": _parity(run, live, diff, rows, stored),
+        "signals": {c: int((live_s == i).sum()) for i, c in enumerate(CLASSES)},
+        "trades": _trade_rows(market, tr),
+        "net_pnl": float(tr["net_pnl"].sum()) if tr["net_pnl"].size else 0.0,
+        "pricing": pricer.mode,
+        "contracts_per_trade": run.cfg.backtest.contracts,
+    }
+
+
+def _day_rows(
+    run: TrainedRun, frame: pl.DataFrame, sess: np.ndarray, day: str, max_bars: int | None
+) -> tuple[np.ndarray, int]:
+    """The day's rows (the first ``max_bars``) and the first row of its warm-up history;
+    a clear error when ``day`` is no session of the data or is not warmed up."""
     try:
         target = date.fromisoformat(day)
     except ValueError:
         raise DataValidationError(f"--day {day!r}: expected YYYY-MM-DD") from None
-    sess = (frame["session"].rank("dense").cast(pl.Int64) - 1).to_numpy()
     dates = frame["session"].unique().sort()
     hit = np.flatnonzero(dates.to_numpy() == np.datetime64(target))
     if hit.size == 0:
@@ -120,49 +180,29 @@ def replay_day(
     if max_bars is not None:
         rows = rows[:max_bars]
     # First bar of the warm-up history: ``need`` complete sessions before the window.
-    a = int(np.flatnonzero(done == done[w0] - need)[0])
-    hist = frame.slice(a, int(rows[-1]) + 1 - a)
-    bars, osum = feed_frames(run, hist)
-    local = rows - a
+    return rows, int(np.flatnonzero(done == done[w0] - need)[0])
 
-    # Live: each bar sees only the bars delivered up to and including it.
-    n = local.size
-    live_z = np.zeros((n, len(run.feature_names)), np.float32)
-    live_p, live_s = np.zeros((n, 3)), np.zeros(n, np.int8)
-    for i, k in enumerate(local.tolist()):
-        cf, z_k, live_p[i], live_s[i] = live_step(run, bars, osum, k)
-        live_z[i] = z_k
 
-    # Batch: the stored (or given) features of the whole history, the same windows.
-    zb = np.asarray(batch[a : int(rows[-1]) + 1], np.float32)
-    batch_p, batch_s = run.decide(zb, local)
-    feat_diff = np.abs(live_z.astype(np.float64) - zb[local]).max(axis=1)
-    worst = np.abs(live_z.astype(np.float64) - zb[local]).max(axis=0)
-
-    stored = _stored_signals(run, rows)
-    matched = [
-        (int(r), int(s)) for r, s in stored if int(live_s[np.searchsorted(rows, r)]) == int(s)
-    ]
-
-    # The day's option P&L under the backtest rules.
-    frame_m = market_frame(cf, bars, osum)
-    split = np.zeros(hist.height, np.int8)
-    market = make_market(run, frame_m, sess[a : int(rows[-1]) + 1] - sess[a], split)
+def _day_trades(run: TrainedRun, market, local: np.ndarray, live_s: np.ndarray):
+    """The day's option trades of the live signals under the backtest rules."""
     option_bars = None
     ob = run.prepared_dir / "option_bars.parquet"
     if run.cfg.backtest.pricing == "bars" and ob.exists():
         option_bars = pl.read_parquet(ob)
     pricer = make_pricer(run, market, option_bars)
-    eval_mask = np.zeros(hist.height, bool)
+    eval_mask = np.zeros(market.n, bool)
     eval_mask[local] = True
-    sig_full = np.zeros(hist.height, np.int8)
+    sig_full = np.zeros(market.n, np.int8)
     sig_full[local] = live_s
     bt = run.cfg.backtest
     res = run_strategy(
         pricer, sig_full, eval_mask, Rules.from_config(bt), CostModel.from_config(bt), "replay"
     )
-    tr = res.trades
-    trades = [
+    return res, pricer
+
+
+def _trade_rows(market, tr: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    return [
         {
             "entry": bar_time(market.ts[tr["entry_row"][j]]),
             "exit": bar_time(market.ts[tr["exit_row"][j]]),
@@ -176,52 +216,41 @@ def replay_day(
         }
         for j in range(tr["entry_row"].size)
     ]
-    ts = hist["ts"].to_numpy()
-    bars_out = [
-        {
-            "time": bar_time(ts[k]),
-            "close": float(hist["close"][k]),
-            "decision": CLASSES[int(live_s[i])],
-            "p_call": float(live_p[i, 1]),
-            "p_put": float(live_p[i, 2]),
-            "batch_decision": CLASSES[int(batch_s[i])],
-            "max_feature_diff": float(feat_diff[i]),
-        }
-        for i, k in enumerate(local.tolist())
+
+
+def _parity(
+    run: TrainedRun,
+    live: tuple[np.ndarray, ...],
+    diff: np.ndarray,
+    rows: np.ndarray,
+    stored: list[tuple[int, int]],
+) -> dict[str, Any]:
+    """Live vs batch: decisions, features (``diff`` = |live − batch| per bar and feature),
+    probabilities, and the policy stage's stored signals."""
+    live_s, live_p, batch_s, batch_p = live
+    feat_diff, worst = diff.max(axis=1), diff.max(axis=0)
+    matched = [
+        (int(r), int(s)) for r, s in stored if int(live_s[np.searchsorted(rows, r)]) == int(s)
     ]
     return {
-        "run": str(run.run_dir),
-        "day": day,
-        "representation": REPRESENTATION,
-        "thresholds": run.thresholds(),
-        "warmup_sessions": need,
-        "history_bars": int(hist.height - n),
-        "bars": bars_out,
-        "parity": {
-            "tolerance": PARITY_TOL,
-            "bars": n,
-            "same_decision": int((live_s == batch_s).sum()),
-            "features_within_tol": int((feat_diff <= PARITY_TOL).sum()),
-            "max_feature_diff": float(feat_diff.max()),
-            "max_proba_diff": float(np.abs(live_p - batch_p).max()),
-            "worst_features": {
-                run.feature_names[j]: float(worst[j])
-                for j in np.argsort(-worst)[:3]
-                if worst[j] > PARITY_TOL
-            },
-            "stored_signals": len(stored),
-            "stored_signals_matched": len(matched),
-            "ok": bool(
-                (live_s == batch_s).all()
-                and (feat_diff <= PARITY_TOL).all()
-                and len(matched) == len(stored)
-            ),
+        "tolerance": PARITY_TOL,
+        "bars": int(live_s.size),
+        "same_decision": int((live_s == batch_s).sum()),
+        "features_within_tol": int((feat_diff <= PARITY_TOL).sum()),
+        "max_feature_diff": float(feat_diff.max()),
+        "max_proba_diff": float(np.abs(live_p - batch_p).max()),
+        "worst_features": {
+            run.feature_names[j]: float(worst[j])
+            for j in np.argsort(-worst)[:3]
+            if worst[j] > PARITY_TOL
         },
-        "signals": {c: int((live_s == i).sum()) for i, c in enumerate(CLASSES)},
-        "trades": trades,
-        "net_pnl": float(tr["net_pnl"].sum()) if tr["net_pnl"].size else 0.0,
-        "pricing": pricer.mode,
-        "contracts_per_trade": bt.contracts,
+        "stored_signals": len(stored),
+        "stored_signals_matched": len(matched),
+        "ok": bool(
+            (live_s == batch_s).all()
+            and (feat_diff <= PARITY_TOL).all()
+            and len(matched) == len(stored)
+        ),
     }
 
 

@@ -120,7 +120,7 @@ class TrainedRun:
             )
         rep_path = run_dir / "representations" / f"{REPRESENTATION}.npz"
         if not rep_path.exists():
-            raise StageInputMissing(f"{rep_path} not found — run `marketjepa probe` first")
+            raise StageInputMissing(f"{rep_path} not found — run `marketjepa represent` first")
         with np.load(rep_path) as z:
             X, anchors = z["train"], z["anchors_train"].astype(np.int64)
         label = pl.read_parquet(prep / "dataset.parquet", columns=["label"])["label"].to_numpy()
@@ -197,7 +197,7 @@ class TrainedRun:
     def decide(self, z: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(proba [n, 3], signal [n])`` at ``rows`` from normalized features ``z``."""
         from marketjepa.data.windows import WindowDataset
-        from marketjepa.evaluate.diagnose import embed_windows
+        from marketjepa.model.embedding import embed_windows
         from marketjepa.trading.policy import signals_from_proba
 
         rows = np.asarray(rows, np.int64)

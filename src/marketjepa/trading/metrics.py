@@ -17,8 +17,9 @@ number of days, ``μ`` and ``s`` their mean and sample standard deviation (ddof 
   Sharpe ratios;  DSR = PSR(SR0). With N ≤ 1 there is no selection: SR0 = 0. N counts
   every configuration tried in the run (all representations × threshold pairs × heads);
   when V[SR_n] is unknown it is the no-skill estimation variance 1/(n − 1).
-- Bootstrap CI of the annualized Sharpe: moving-block bootstrap over days (blocks of
-  ``block`` days resampled with replacement), percentile interval.
+- Bootstrap CI of the annualized Sharpe: the circular day-block bootstrap of the probes
+  (:func:`marketjepa.evaluate.bootstrap.day_block_draws`: blocks of ``block`` days, fewer
+  when there are under 4 blocks' worth of days, wrapping around), percentile interval.
 - Trade statistics: win rate = share of trades with net P&L > 0; average win/loss = mean net
   P&L of winners/losers; profit factor = Σ wins / |Σ losses|; CALL/PUT shares of trades.
 - Exposure = bars with an open position / bars in the evaluation period.
@@ -32,6 +33,8 @@ import math
 
 import numpy as np
 from scipy.stats import kurtosis, norm, skew
+
+from marketjepa.evaluate.bootstrap import day_block_draws
 
 TRADING_DAYS = 252
 EULER_GAMMA = 0.5772156649015329
@@ -126,7 +129,8 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, var_trial_sharpes:
 def bootstrap_sharpe_samples(
     returns: np.ndarray, n_boot: int = 500, block: int = 5, seed: int = 0
 ) -> np.ndarray:
-    """Annualized Sharpe of each moving-block bootstrap replicate of the daily returns.
+    """Annualized Sharpe of each day-block bootstrap replicate of the daily returns
+    (:func:`marketjepa.evaluate.bootstrap.day_block_draws`, the probes' circular draw).
 
     A replicate of all-zero returns (no trade on any drawn day) has Sharpe 0, not an
     undefined 0/0: dropping those replicates would keep only the draws that contain the
@@ -137,12 +141,7 @@ def bootstrap_sharpe_samples(
     n = r.size
     if n < 3:
         return np.full(n_boot, np.nan)
-    block = max(1, min(block, n))
-    rng = np.random.default_rng(seed)
-    n_blocks = math.ceil(n / block)
-    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
-    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
-    samples = r[idx]
+    samples = r[day_block_draws(n, max(1, block), n_boot, seed)]
     sd = samples.std(axis=1, ddof=1)
     mean = samples.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -213,7 +213,9 @@ def _load_representations(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     folder = Path(run_dir) / "representations"
     files = sorted(folder.glob("*.npz")) if folder.exists() else []
     if not files:
-        raise StageInputMissing(f"no representations in {folder} — run `marketjepa probe` first")
+        raise StageInputMissing(
+            f"no representations in {folder} — run `marketjepa represent` first"
+        )
     reps = {}
     for f in files:
         with np.load(f) as z:

@@ -1,0 +1,62 @@
+"""model/embedding.py: the one embedding loop gives what the loops it replaces gave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.tiny import TINY_MODEL, ar1_features
+from marketjepa.config import load_config
+from marketjepa.data.windows import WindowDataset, WindowSpec
+from marketjepa.evaluate import diagnose
+from marketjepa.model import embedding
+from marketjepa.model.encoder import PatchEncoder
+from marketjepa.model.jepa import LeJEPA
+from marketjepa.train.pretrain import sigreg_view
+
+
+def _setup(sigreg_on: str = "pooled"):
+    cfg = load_config("tiny", overrides=[*TINY_MODEL, f"loss.sigreg_on={sigreg_on}"])
+    spec = WindowSpec.from_config(cfg.windows)
+    x = ar1_features(np.random.default_rng(0), 400, 3)
+    ds = WindowDataset(x, spec)
+    starts = np.arange(0, 400 - spec.total_len, 7, dtype=np.int64)
+    return cfg, spec, ds, starts
+
+
+@pytest.mark.parametrize("sigreg_on", ["pooled", "tokens"])
+def test_embed_windows_is_a_drop_in_for_diagnose(sigreg_on):
+    cfg, spec, ds, starts = _setup(sigreg_on)
+    torch.manual_seed(0)
+    model = LeJEPA(3, spec, cfg.model, cfg.loss)
+    pos = np.random.default_rng(1).integers(0, spec.context_patches, starts.size)
+    old = diagnose.embed_windows(model, ds, starts, pos, 16, True)
+    new = embedding.embed_windows(model, ds, starts, pos, 16, True, token_view=sigreg_view)
+    for a, b in zip(old, new, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if sigreg_on == "tokens":
+        assert not np.array_equal(new[0], new[1])  # one token per window, not the pooled row
+
+
+def test_encoder_embeddings_pool_batch_and_restore_mode():
+    cfg, spec, ds, starts = _setup()
+    torch.manual_seed(0)
+    enc = PatchEncoder(3, spec, cfg.model).train()
+    with torch.no_grad():
+        enc.eval()
+        tokens = enc(ds.context(starts))
+        enc.train()
+    for pooling, ref in (
+        (None, enc.pool(tokens)),
+        ("mean", tokens.mean(1)),
+        ("last", tokens[:, -1]),
+    ):
+        got = embedding.encoder_embeddings(enc, ds, starts, 8, pooling)
+        assert got.dtype == np.float32 and got.shape == (starts.size, enc.d_model)
+        np.testing.assert_allclose(got, ref.numpy(), rtol=1e-5, atol=1e-6)
+    assert enc.training  # put back in the mode it came in
+    empty = embedding.encoder_embeddings(enc, ds, starts[:0], 8)
+    assert empty.shape == (0, enc.d_model)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        embedding.encoder_embeddings(enc, ds, starts, 8, "max")
