@@ -8,7 +8,7 @@ import torch
 
 from marketjepa.config import EvalConfig
 from marketjepa.errors import MarketJepaError
-from marketjepa.evaluate.diagnostics import (
+from marketjepa.model.collapse import (
     embedding_stats,
     rankme,
     sigreg_statistic,
