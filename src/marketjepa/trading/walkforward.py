@@ -53,7 +53,7 @@ from marketjepa.config import Config, SplitConfig, read_config
 from marketjepa.console import console, stage_line
 from marketjepa.data.splits import EMBARGO, TEST, TRAIN, VAL, day_splits, walk_forward_eval_folds
 from marketjepa.errors import MarketJepaError, StageInputMissing
-from marketjepa.trading.backtest import MULTIPLIER, _distribution
+from marketjepa.trading.backtest import MULTIPLIER, random_entry_distribution
 from marketjepa.trading.metrics import strategy_metrics
 
 WF_DIR = "walkforward"
@@ -374,7 +374,7 @@ def run_walkforward(
     for s in range(cfg.backtest.random_baseline_seeds):
         eq, tr = _concat(fold_dirs, f"random_s{s}", fold_trades)
         rand.append(_metrics(cfg, eq, tr, n_bars, n_trials, var if n_trials > 1 else 0.0))
-    concatenated["random"] = _distribution(rand)
+    concatenated["random"] = random_entry_distribution(rand)
 
     equity = pl.concat(equity_frames, how="vertical")
     equity = equity.with_columns(
