@@ -94,6 +94,22 @@ def _tensor_report(z: np.ndarray, cfg: Config, model: torch.nn.Module) -> dict[s
     return stats
 
 
+def overall_verdict(reports: dict[str, Any], heldout: str | None) -> dict[str, Any]:
+    """The worse of the probe and SIGReg tensors' verdicts on the held-out split."""
+    if heldout is None:
+        return {"status": "INCONCLUSIVE", "reasons": ["no val/test windows"]}
+    per = {t: reports[heldout][t]["verdict"] for t in ("probe", "sigreg")}
+    worst = max(per, key=lambda t: SEVERITY[per[t]["status"]])
+    return {
+        "status": per[worst]["status"],
+        "split": heldout,
+        "decided_by": worst,
+        "reasons": [f"{t} tensor: {r}" for t in per for r in per[t]["reasons"]],
+        "thresholds": per[worst]["thresholds"],
+        "per_tensor": {t: v["status"] for t, v in per.items()},
+    }
+
+
 def diagnose_arrays(
     cfg: Config,
     features: np.ndarray,
@@ -136,18 +152,7 @@ def diagnose_arrays(
             }
 
     heldout = "test" if "test" in reports else "val" if "val" in reports else None
-    overall: dict[str, Any] = {"status": "INCONCLUSIVE", "reasons": ["no val/test windows"]}
-    if heldout:
-        per = {t: reports[heldout][t]["verdict"] for t in ("probe", "sigreg")}
-        worst = max(per, key=lambda t: SEVERITY[per[t]["status"]])
-        overall = {
-            "status": per[worst]["status"],
-            "split": heldout,
-            "decided_by": worst,
-            "reasons": [f"{t} tensor: {r}" for t in per for r in per[t]["reasons"]],
-            "thresholds": per[worst]["thresholds"],
-            "per_tensor": {t: v["status"] for t, v in per.items()},
-        }
+    overall = overall_verdict(reports, heldout)
     summary_path = run_dir / "pretrain.json"
     pre = read_json(summary_path) if summary_path.exists() else {}
     result = {

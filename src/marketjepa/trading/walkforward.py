@@ -62,6 +62,10 @@ BASELINES = ("always_call", "always_put")
 SIGNIFICANCE = 0.95  # DSR needed to call an edge significant (as the report's rules)
 # Each fold's day blocks by role: fit the encoder/policy, select thresholds, trade.
 SPANS = {"fit": TRAIN, "select": VAL, "traded": TEST}
+REUSE_HINT = (
+    "run `marketjepa run` (or `pretrain`) for this run first, or drop --reuse-encoder to "
+    "pretrain in every fold"
+)
 
 
 def select_share(split_cfg: SplitConfig) -> float:
@@ -270,10 +274,7 @@ def run_walkforward(
     out_dir = run_dir / WF_DIR
     ckpt = run_dir / "checkpoints" / "best.pt"
     if reuse_encoder and not ckpt.exists():
-        raise StageInputMissing(
-            f"--reuse-encoder: {ckpt} not found; run `marketjepa run` (or `pretrain`) for this "
-            "run first, or drop --reuse-encoder to pretrain in every fold"
-        )
+        raise StageInputMissing(f"--reuse-encoder: {ckpt} not found; {REUSE_HINT}")
     if ingest_result is None:
         ingest_result, truth = _ingest(cfg)
     sessions = ingest_result.bars["session"].unique(maintain_order=True)
@@ -288,13 +289,7 @@ def run_walkforward(
     fold_info, fold_dirs, fold_trades = [], [], []
     for k, per_day in enumerate(folds, start=1):
         spans = {name: _span(per_day, s, dates) for name, s in SPANS.items()}
-        fit, sel, traded = spans.values()
-        stage_line(
-            "walkforward",
-            f"fold {k}/{n_folds}: fit {fit['first']}..{fit['last']} ({fit['days']} days), "
-            f"select {sel['first']}..{sel['last']} ({sel['days']}), trade "
-            f"{traded['first']}..{traded['last']} ({traded['days']})",
-        )
+        stage_line("walkforward", f"fold {k}/{n_folds}: {_spans_text(spans)}")
         fdir = out_dir / f"fold_{k}"
         key = _hash_json([fcfg.to_dict(), per_day.tolist(), encoder_id, data_id])
         done = fdir / "fold.json"
@@ -303,19 +298,15 @@ def run_walkforward(
             res = read_json(done)["result"]
         else:
             shutil.rmtree(fdir, ignore_errors=True)
-            encoder = ckpt if reuse_encoder else None
-            res = run_fold(fcfg, ingest_result, truth, per_day, fdir, encoder, keep_prepared)
+            enc = ckpt if reuse_encoder else None
+            res = run_fold(fcfg, ingest_result, truth, per_day, fdir, enc, keep_prepared)
             write_json(done, {"key": key, "result": to_jsonable(res)})
         fold_dirs.append(fdir)
         fold_trades.append(pl.read_parquet(fdir / "backtest" / "trades.parquet"))
         fold_info.append(_fold_summary(k, per_day, spans, res))
 
     n_trials, var = _trial_stats(fold_dirs)
-    n_bars = int(sum(f["test_rows"] for f in fold_info))
-    concatenated = _write_concatenated(
-        cfg, out_dir, fold_dirs, fold_trades, n_bars, (n_trials, var)
-    )
-    _folds_csv(fold_info).write_csv(out_dir / "folds.csv")
+    concatenated = _write_tables(cfg, out_dir, fold_dirs, fold_trades, fold_info, (n_trials, var))
 
     main = concatenated["lejepa"]
     significant = main.get("dsr") is not None and main["dsr"] >= SIGNIFICANCE
@@ -342,6 +333,14 @@ def run_walkforward(
     print_walkforward(result)
     return result
 
+
+def _spans_text(spans: dict[str, dict[str, Any]]) -> str:
+    fit, sel, traded = spans["fit"], spans["select"], spans["traded"]
+    return (
+        f"fit {fit['first']}..{fit['last']} ({fit['days']} days), "
+        f"select {sel['first']}..{sel['last']} ({sel['days']}), trade "
+        f"{traded['first']}..{traded['last']} ({traded['days']})"
+    )
 
 
 def _ingest(cfg: Config) -> tuple[Any, pl.DataFrame | None]:
@@ -408,15 +407,17 @@ def _trial_stats(fold_dirs: list[Path]) -> tuple[int, float]:
     return n_trials, float(srs.var(ddof=1)) if srs.size > 1 else 0.0
 
 
-def _write_concatenated(
+def _write_tables(
     cfg: Config,
     out_dir: Path,
     fold_dirs: list[Path],
     fold_trades: list[pl.DataFrame],
-    n_bars: int,
+    fold_info: list[dict[str, Any]],
     trials: tuple[int, float],
 ) -> dict[str, Any]:
-    """Metrics of each strategy over all traded blocks; writes equity.csv and trades.csv."""
+    """Metrics of each strategy over all traded blocks; writes equity.csv, trades.csv and
+    folds.csv."""
+    n_bars = int(sum(f["test_rows"] for f in fold_info))
     n_trials, var = trials
     var = var if n_trials > 1 else 0.0
     concatenated, equity_frames, trade_frames = {}, [], []
@@ -441,6 +442,7 @@ def _write_concatenated(
     )
     equity.write_csv(out_dir / "equity.csv")
     pl.concat(trade_frames, how="vertical").write_csv(out_dir / "trades.csv")
+    _folds_csv(fold_info).write_csv(out_dir / "folds.csv")
     return concatenated
 
 
