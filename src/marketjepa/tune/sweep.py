@@ -127,10 +127,10 @@ def run_sweep(
         data.label,
         data.truth,
         out_dir,
-        n_trials,
-        epochs,
-        steps,
-        seed,
+        n_trials=n_trials,
+        epochs=epochs,
+        steps=steps,
+        seed=seed,
         feature_names=data.feature_names,
     )
 
@@ -142,6 +142,7 @@ def sweep_arrays(
     label: np.ndarray,
     truth: dict[str, np.ndarray] | None,
     out_dir: Path,
+    *,
     n_trials: int = 30,
     epochs: int = 2,
     steps: int = 60,
