@@ -3,7 +3,7 @@
 * ``model/`` is the bottom layer: it imports none of train/evaluate/tune/report/trading/
   serve/pipeline. ``train/`` imports neither evaluate/ nor tune/ nor report/ (nor the
   pipeline that runs them): what both need (collapse measures, SIGReg views) lives in
-  ``model/``.
+  ``model/``. ``evaluate/`` does not import tune/ (which builds on it) or report/.
 * No module imports another module's private (``_name``) helpers.
 * No module in ``train/``, ``evaluate/`` or ``model/`` imports inside a function, except
   the entries of :data:`ALLOWLIST` (optional heavy dependencies, each with its reason).
@@ -21,6 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "marketjepa"
 FORBIDDEN = {
     "model": ("evaluate", "train", "tune", "report", "trading", "serve", "pipeline"),
     "train": ("evaluate", "tune", "report", "pipeline"),
+    "evaluate": ("tune", "report"),
 }
 NO_FUNCTION_IMPORTS = ("train", "evaluate", "model")
 # (module path relative to src/marketjepa, function, imported module) -> why it is allowed.
