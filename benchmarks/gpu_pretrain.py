@@ -26,6 +26,7 @@ from pretrain_bench import train_flops_per_window  # noqa: E402
 from marketjepa.config import load_config  # noqa: E402
 from marketjepa.data.windows import WindowDataset, WindowSpec, pretrain_starts  # noqa: E402
 from marketjepa.model.jepa import LeJEPA  # noqa: E402
+from marketjepa.train.batches import Batch  # noqa: E402
 from marketjepa.train.pretrain import build_optimizer, compile_model, train_step  # noqa: E402
 
 SEED_ROWS = 342_907
@@ -71,7 +72,7 @@ def main() -> None:
     def one(step: int) -> None:
         s = rng.integers(0, n_train, batch)
         ctx, tgt = data.context(s, out=ctx_buf), data.target(s, out=tgt_buf)
-        train_step(model, model, opt, ctx, tgt, step, None, cfg, device)
+        train_step(model, model, opt, Batch(ctx, tgt), step, cfg, device)
         opt.step()
         model.update_ema()
 

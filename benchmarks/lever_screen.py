@@ -2,7 +2,7 @@
 
 The inner loop of issue #12's lab notebook (docs/levers.md). Pretrains the preset with the
 given ``--set`` overrides on the prepared synthetic market and, after every epoch, scores
-the encoder with :func:`marketjepa.train.levers.validation_score` (probe fitted on train
+the encoder with :func:`marketjepa.tune.levers.validation_score` (probe fitted on train
 days, scored on validation days only; test days are never read). Also prints the same
 score for the variant's random-init encoder and the validation per-epoch latent probe.
 
@@ -26,8 +26,8 @@ from marketjepa.data.prepared import PreparedData
 from marketjepa.data.windows import WindowSpec
 from marketjepa.evaluate.baselines import build_encoder
 from marketjepa.pipeline import ensure_prepared, ensure_synthetic
-from marketjepa.train.levers import validation_score
 from marketjepa.train.pretrain import train_lejepa
+from marketjepa.tune.levers import validation_score
 
 
 def main() -> None:

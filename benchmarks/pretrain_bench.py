@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from marketjepa.config import Config, load_config
 from marketjepa.data.windows import WindowDataset, WindowSpec
 from marketjepa.model.jepa import LeJEPA
+from marketjepa.train.batches import Batch
 from marketjepa.train.pretrain import build_optimizer, train_step
 
 
@@ -73,7 +74,7 @@ def bench(name: str, cfg: Config, n_features: int, batch: int, steps: int) -> di
     def one(step: int) -> None:
         s = rng.integers(0, rows - spec.total_len, batch)
         ctx, tgt = data.context(s, out=ctx_buf), data.target(s, out=tgt_buf)
-        train_step(model, model, opt, ctx, tgt, step, None, cfg, torch.device("cpu"))
+        train_step(model, model, opt, Batch(ctx, tgt), step, cfg, torch.device("cpu"))
         opt.step()
         model.update_ema()
 

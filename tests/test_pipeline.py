@@ -12,7 +12,7 @@ import pytest
 from helpers.tiny import read_metrics
 from marketjepa.config import load_config
 from marketjepa.pipeline import run_pipeline
-from marketjepa.train import pretrain as pretrain_module
+from marketjepa.train import run_log as pretrain_module
 
 SMALL = [
     "synth.end=2022-03-31",
@@ -40,14 +40,14 @@ def _without_time(rows: list[dict]) -> list[dict]:
 
 def test_run_resumes_an_interrupted_pretrain_with_identical_metrics(tmp_path, monkeypatch, capsys):
     cfg = _cfg(tmp_path, "runs")
-    log = pretrain_module._log_tensorboard
+    log = pretrain_module.log_tensorboard
 
     def interrupt_after_epoch_1(writer, row):  # Ctrl-C once epoch 1's last.pt is on disk
         log(writer, row)
         if row["epoch"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(pretrain_module, "_log_tensorboard", interrupt_after_epoch_1)
+    monkeypatch.setattr(pretrain_module, "log_tensorboard", interrupt_after_epoch_1)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(cfg, until="pretrain")
     monkeypatch.undo()

@@ -413,7 +413,7 @@ def experiment(
 
     cfg = _config(preset, config, set_)
     if name == "levers":
-        from marketjepa.train.levers import run_levers_experiment
+        from marketjepa.tune.levers import run_levers_experiment
 
         try:
             seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
@@ -543,7 +543,7 @@ def sweep(
     best_config.yaml (with train.sweep_trials set for the deflated Sharpe ratio).
     """
     from marketjepa.pipeline import ensure_prepared, ensure_synthetic
-    from marketjepa.train.sweep import run_sweep
+    from marketjepa.tune.sweep import run_sweep
 
     if trials < 1 or epochs < 1 or steps < 1:
         raise ConfigError("--trials, --epochs and --steps must be >= 1")

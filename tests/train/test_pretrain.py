@@ -15,7 +15,7 @@ from marketjepa.config import load_config
 from marketjepa.errors import TrainingDiverged
 from marketjepa.train.checkpoint import load_checkpoint
 from marketjepa.train.latent_probe import latent_probe
-from marketjepa.train.pretrain import METRIC_COLUMNS, _best_key, train_lejepa
+from marketjepa.train.pretrain import METRIC_COLUMNS, best_key, train_lejepa
 from marketjepa.train.schedule import lr_at
 
 TINY = [
@@ -122,8 +122,8 @@ def test_best_checkpoint_is_not_fooled_by_collapse():
     healthy = {"collapsed": False, "val_loss": 5.0, "probe_rankme_ratio": 0.6}
     collapsed = {"collapsed": True, "val_loss": 0.01, "probe_rankme_ratio": 0.01}
     less_collapsed = {"collapsed": True, "val_loss": 9.0, "probe_rankme_ratio": 0.04}
-    assert min([collapsed, healthy], key=_best_key) is healthy
-    assert min([collapsed, less_collapsed], key=_best_key) is less_collapsed
+    assert min([collapsed, healthy], key=best_key) is healthy
+    assert min([collapsed, less_collapsed], key=best_key) is less_collapsed
 
 
 def test_schedule_warmup_then_cosine_to_floor():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from marketjepa.config import WatchdogConfig, load_config
-from marketjepa.evaluate.diagnostics import embedding_stats
+from marketjepa.model.collapse import embedding_stats
 from marketjepa.train.pretrain import train_lejepa
 from marketjepa.train.watchdog import CollapseWatchdog, collapse_reasons
 

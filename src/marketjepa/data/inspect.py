@@ -116,14 +116,7 @@ def _raw_table(cfg: Config) -> tuple[Table, Group]:
     present = reg["_sidx"].n_unique()
     full = full_session_minutes(d.calendar)
     expected = int(sessions["session_minutes"].cast(pl.Int64).sum())
-    runs = missing_runs(reg.select("ts"), sessions)
-    full_day = runs.join(
-        sessions.select("session", pl.col("session_minutes").cast(pl.UInt32).alias("length")),
-        on=["session", "length"],
-        how="semi",
-    )
-    gaps = runs.join(full_day, on=["session", "first_minute"], how="anti")
-    small = gaps.filter(pl.col("length") <= cfg.data.max_fill_gap_minutes)
+    full_day, gaps = _missing_minutes(reg, sessions)
 
     _, partial = session_coverage(reg, sessions, d.max_fill_gap_minutes)
     with_bars = sessions["session"].gather(reg["_sidx"].unique().sort().to_numpy())
@@ -166,16 +159,7 @@ def _raw_table(cfg: Config) -> tuple[Table, Group]:
     if log["other_ticker_rows"]:
         t.add_row("other tickers", f"{log['other_ticker_rows']:,} rows skipped")
     t.add_row("session coverage", f"{_pct(reg.height / max(expected, 1))} of {expected:,} minutes")
-    longest = gaps.sort("length", descending=True).head(1)
-    gap_txt = f"{gaps.height} runs, {int(gaps['length'].sum())} minutes"
-    if longest.height:
-        r = longest.row(0, named=True)
-        gap_txt += f"; longest {r['length']} min at {fmt_ts(r['start_ts'])}"
-    gap_txt += (
-        f"; {small.height} fillable (≤ {cfg.data.max_fill_gap_minutes} min), "
-        f"{gaps.height - small.height} too long"
-    )
-    t.add_row("gaps", gap_txt)
+    t.add_row("gaps", _gap_text(gaps, d.max_fill_gap_minutes))
     t.add_row(
         "price range",
         f"{reg['low'].min():.2f} – {reg['high'].max():.2f} "
@@ -183,6 +167,43 @@ def _raw_table(cfg: Config) -> tuple[Table, Group]:
     )
     t.add_row("zero-volume bars", f"{int((reg['volume'] == 0).sum()):,}")
 
+    fit_t = _fit_of_usable_sessions(cfg, sessions, kept, present)
+    if opt_glob is None:
+        t.add_row("options", "none configured")
+    else:
+        _option_rows(cfg, t, opt_glob, reg, sessions)
+    return t, fit_t
+
+
+def _missing_minutes(
+    reg: pl.DataFrame, sessions: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(whole sessions without bars, gaps inside sessions)`` as runs of missing minutes."""
+    runs = missing_runs(reg.select("ts"), sessions)
+    full_day = runs.join(
+        sessions.select("session", pl.col("session_minutes").cast(pl.UInt32).alias("length")),
+        on=["session", "length"],
+        how="semi",
+    )
+    return full_day, runs.join(full_day, on=["session", "first_minute"], how="anti")
+
+
+def _gap_text(gaps: pl.DataFrame, max_fill: int) -> str:
+    small = gaps.filter(pl.col("length") <= max_fill)
+    longest = gaps.sort("length", descending=True).head(1)
+    gap_txt = f"{gaps.height} runs, {int(gaps['length'].sum())} minutes"
+    if longest.height:
+        r = longest.row(0, named=True)
+        gap_txt += f"; longest {r['length']} min at {fmt_ts(r['start_ts'])}"
+    return gap_txt + (
+        f"; {small.height} fillable (≤ {max_fill} min), {gaps.height - small.height} too long"
+    )
+
+
+def _fit_of_usable_sessions(
+    cfg: Config, sessions: pl.DataFrame, kept: pl.DataFrame, present: int
+) -> Group:
+    """What fits in the sessions ingest will use (it stops at a session without bars)."""
     problems, fixes = [], []
     if present < sessions.height:
         # ingest stops at a session without bars: fit the longest run of usable sessions
@@ -195,17 +216,20 @@ def _raw_table(cfg: Config) -> tuple[Table, Group]:
         )
         if b > a:
             fixes = [f"data.start={kept['session'][0]}", f"data.end={kept['session'][-1]}"]
-    fit_t = fit_table(cfg, [int(x) for x in kept["session_minutes"]], problems, fixes)
-    if opt_glob is None:
-        t.add_row("options", "none configured")
-        return t, fit_t
+    return fit_table(cfg, [int(x) for x in kept["session_minutes"]], problems, fixes)
+
+
+def _option_rows(
+    cfg: Config, t: Table, opt_glob: str, reg: pl.DataFrame, sessions: pl.DataFrame
+) -> None:
+    """The options rows of the raw-data table: files, bars, implied-vol inversion."""
     bars = reg.select("ts", "close").with_columns(
         session=sessions["session"].gather(reg["_sidx"].to_numpy())
     )
     opt, paths, olog = load_options(cfg, bars, progress=False)
     if opt is None:
         t.add_row("options", f"no files matched {opt_glob}")
-        return t, fit_t
+        return
     t.add_row(
         "options",
         f"{len(paths)} files, {olog['option_rows']:,} regular-session bars "
@@ -231,4 +255,3 @@ def _raw_table(cfg: Config) -> tuple[Table, Group]:
         "failed inversions",
         f"{failed:,} of {rows.height:,} ({_pct(failed / max(rows.height, 1))}): {reasons}",
     )
-    return t, fit_t

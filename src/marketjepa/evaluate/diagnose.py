@@ -14,7 +14,7 @@ For each split (train/val/test) the context windows whose anchor row has a label
     starts   [n] int64       window start rows;  anchors [n] int64  anchor rows (labels)
 
 ``diagnostics.json`` holds, for both tensors on val and test, the collapse measures of
-:func:`marketjepa.evaluate.diagnostics.embedding_stats` (spectrum included), the SIGReg
+:func:`marketjepa.model.collapse.embedding_stats` (spectrum included), the SIGReg
 statistic of the held-out embeddings at the training batch size next to its value for
 exact Gaussians, a verdict per tensor, and the overall verdict: the worse of the two
 tensors on the held-out split (test, or val when there is no test split).
@@ -31,13 +31,19 @@ import torch
 from marketjepa.artifacts import read_json, write_json
 from marketjepa.config import Config
 from marketjepa.console import stage_line
+from marketjepa.data.prepared import PreparedData
 from marketjepa.data.windows import WindowDataset, context_starts, even_subsample
 from marketjepa.device import autocast_ctx, resolve_device
+from marketjepa.model.collapse import SEVERITY, embedding_stats, sigreg_statistic, verdict
+from marketjepa.model.sigreg import (
+    gaussian_expected_sigreg,
+    null_expected_sigreg,
+    sigreg_view,
+    token_positions,
+)
 from marketjepa.train.checkpoint import checkpoint_path, load_checkpoint, load_model
-from marketjepa.train.pretrain import sigreg_view, token_positions
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
-SEVERITY = {"HEALTHY": 0, "PARTIAL": 1, "COLLAPSED": 2}
 
 
 @torch.no_grad()
@@ -71,9 +77,6 @@ def embed_windows(
 
 
 def _tensor_report(z: np.ndarray, cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
-    from marketjepa.evaluate.diagnostics import embedding_stats, sigreg_statistic, verdict
-    from marketjepa.model.sigreg import gaussian_expected_sigreg, null_expected_sigreg
-
     lc = model.loss_cfg
     stats = embedding_stats(z, cfg.eval.dead_dim_share)
     batch = min(cfg.train.batch_size, z.shape[0])
@@ -89,6 +92,22 @@ def _tensor_report(z: np.ndarray, cfg: Config, model: torch.nn.Module) -> dict[s
     )
     stats["verdict"] = verdict(stats, cfg.eval)
     return stats
+
+
+def overall_verdict(reports: dict[str, Any], heldout: str | None) -> dict[str, Any]:
+    """The worse of the probe and SIGReg tensors' verdicts on the held-out split."""
+    if heldout is None:
+        return {"status": "INCONCLUSIVE", "reasons": ["no val/test windows"]}
+    per = {t: reports[heldout][t]["verdict"] for t in ("probe", "sigreg")}
+    worst = max(per, key=lambda t: SEVERITY[per[t]["status"]])
+    return {
+        "status": per[worst]["status"],
+        "split": heldout,
+        "decided_by": worst,
+        "reasons": [f"{t} tensor: {r}" for t in per for r in per[t]["reasons"]],
+        "thresholds": per[worst]["thresholds"],
+        "per_tensor": {t: v["status"] for t, v in per.items()},
+    }
 
 
 def diagnose_arrays(
@@ -133,18 +152,7 @@ def diagnose_arrays(
             }
 
     heldout = "test" if "test" in reports else "val" if "val" in reports else None
-    overall: dict[str, Any] = {"status": "INCONCLUSIVE", "reasons": ["no val/test windows"]}
-    if heldout:
-        per = {t: reports[heldout][t]["verdict"] for t in ("probe", "sigreg")}
-        worst = max(per, key=lambda t: SEVERITY[per[t]["status"]])
-        overall = {
-            "status": per[worst]["status"],
-            "split": heldout,
-            "decided_by": worst,
-            "reasons": [f"{t} tensor: {r}" for t in per for r in per[t]["reasons"]],
-            "thresholds": per[worst]["thresholds"],
-            "per_tensor": {t: v["status"] for t, v in per.items()},
-        }
+    overall = overall_verdict(reports, heldout)
     summary_path = run_dir / "pretrain.json"
     pre = read_json(summary_path) if summary_path.exists() else {}
     result = {
@@ -179,7 +187,5 @@ def diagnose_arrays(
 
 def run_diagnose(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict[str, Any]:
     """The ``diagnose`` stage on a prepared dataset (reads ``checkpoints/best.pt``)."""
-    from marketjepa.data.prepared import PreparedData
-
     data = PreparedData.load(Path(prepared_dir))
     return diagnose_arrays(cfg, data.features, data.split, data.label, Path(run_dir))

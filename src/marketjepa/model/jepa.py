@@ -192,64 +192,14 @@ class LeJEPA(nn.Module):
         pred_in = pooled[:, None] if self.predictor.pooled_input else tokens
         preds = self.predictor(pred_in)
         out: dict[str, Tensor] = {}
-
-        if cfg.target_scales:
-            per_scale = torch.stack(
-                [
-                    F.mse_loss(preds[:, :s].float().mean(1), targets[:, :s].float().mean(1))
-                    for s in cfg.target_scales
-                ]
-            )
-            pred = per_scale.mean()
-            out["pred_per_scale"] = per_scale.detach()
-        elif cfg.multi_horizon:
-            per_horizon = (preds.float() - targets.float()).square().mean(dim=(0, 2))
-            pred = per_horizon.mean()
-            out["pred_per_horizon"] = per_horizon.detach()
-        else:
-            mode = self.model_cfg.pooling
-            pred = F.mse_loss(pool_tokens(preds, mode).float(), pool_tokens(targets, mode).float())
-
+        pred = self.prediction_loss(preds, targets, out)
         if cfg.context_mask_patches:
             mask = self.masked_block_loss(tokens, step, seed)
             pred = pred + mask
             out["pred_mask"] = mask.detach()
-
-        directions = sample_directions(self.d_model, cfg.num_slices, seed, step, pooled.device)
-        flat_tokens = tokens.reshape(-1, tokens.shape[-1])
-
-        def _sig(z: Tensor) -> Tensor:
-            return sigreg(z, directions, cfg.num_knots, cfg.t_max, reduce_fn)
-
-        if cfg.sigreg_on == "pooled":
-            sig, z_sig = _sig(pooled), pooled
-        elif cfg.sigreg_on == "tokens":
-            sig, z_sig = _sig(flat_tokens), flat_tokens
-        else:
-            sig_p, sig_t = _sig(pooled), _sig(flat_tokens)
-            sig, z_sig = 0.5 * (sig_p + sig_t), flat_tokens
-            out["sigreg_pooled"], out["sigreg_tokens"] = sig_p.detach(), sig_t.detach()
-
+        sig, z_sig = self.sigreg_loss(pooled, tokens, step, seed, reduce_fn, out)
         loss = combine_losses(pred, sig, cfg.lambda_sigreg, cfg.convention)
-        if self.aux_head is not None:
-            p, f = self.spec.patch_len, self.n_features
-            recon = self.aux_head(tokens[:, -1]).float()
-            aux = F.mse_loss(recon, target[:, :p].reshape(-1, p * f).float())
-            loss = loss + cfg.aux_reconstruction * aux
-            out["aux_recon"] = aux
-
-        if cfg.aux_infonce > 0:
-            nce = info_nce(preds.mean(dim=1), targets.mean(dim=1), cfg.infonce_temperature)
-            loss = loss + cfg.aux_infonce * nce
-            out["aux_infonce"] = nce
-
-        if self.future_head is not None:
-            if future is None:
-                raise ValueError("loss.aux_future_mean > 0 needs the future span means")
-            fut = future_mean_loss(self.future_head(pooled).float(), *future)
-            loss = loss + cfg.aux_future_mean * fut
-            out["aux_future_mean"] = fut
-
+        loss = self.add_auxiliary_losses(loss, pooled, tokens, preds, targets, target, future, out)
         out.update(
             loss=loss,
             pred=pred,
@@ -258,6 +208,82 @@ class LeJEPA(nn.Module):
             z_probe=pooled.detach(),
         )
         return out
+
+    def prediction_loss(self, preds: Tensor, targets: Tensor, out: dict[str, Tensor]) -> Tensor:
+        """Predicted vs target embeddings: per scale, per horizon, or of the pooled tokens
+        (per-scale/horizon parts go to ``out``)."""
+        cfg = self.loss_cfg
+        if cfg.target_scales:
+            per_scale = torch.stack(
+                [
+                    F.mse_loss(preds[:, :s].float().mean(1), targets[:, :s].float().mean(1))
+                    for s in cfg.target_scales
+                ]
+            )
+            out["pred_per_scale"] = per_scale.detach()
+            return per_scale.mean()
+        if cfg.multi_horizon:
+            per_horizon = (preds.float() - targets.float()).square().mean(dim=(0, 2))
+            out["pred_per_horizon"] = per_horizon.detach()
+            return per_horizon.mean()
+        mode = self.model_cfg.pooling
+        return F.mse_loss(pool_tokens(preds, mode).float(), pool_tokens(targets, mode).float())
+
+    def sigreg_loss(
+        self,
+        pooled: Tensor,
+        tokens: Tensor,
+        step: int,
+        seed: int,
+        reduce_fn: ReduceFn | None,
+        out: dict[str, Tensor],
+    ) -> tuple[Tensor, Tensor]:
+        """``(SIGReg term, the tensor it regularizes)`` per ``loss.sigreg_on``."""
+        cfg = self.loss_cfg
+        directions = sample_directions(self.d_model, cfg.num_slices, seed, step, pooled.device)
+        flat_tokens = tokens.reshape(-1, tokens.shape[-1])
+
+        def _sig(z: Tensor) -> Tensor:
+            return sigreg(z, directions, cfg.num_knots, cfg.t_max, reduce_fn)
+
+        if cfg.sigreg_on == "pooled":
+            return _sig(pooled), pooled
+        if cfg.sigreg_on == "tokens":
+            return _sig(flat_tokens), flat_tokens
+        sig_p, sig_t = _sig(pooled), _sig(flat_tokens)
+        out["sigreg_pooled"], out["sigreg_tokens"] = sig_p.detach(), sig_t.detach()
+        return 0.5 * (sig_p + sig_t), flat_tokens
+
+    def add_auxiliary_losses(
+        self,
+        loss: Tensor,
+        pooled: Tensor,
+        tokens: Tensor,
+        preds: Tensor,
+        targets: Tensor,
+        target_bars: Tensor,
+        future: tuple[Tensor, Tensor] | None,
+        out: dict[str, Tensor],
+    ) -> Tensor:
+        """``loss`` plus the enabled auxiliary losses, weighted (each also goes to ``out``)."""
+        cfg = self.loss_cfg
+        if self.aux_head is not None:
+            p, f = self.spec.patch_len, self.n_features
+            recon = self.aux_head(tokens[:, -1]).float()
+            aux = F.mse_loss(recon, target_bars[:, :p].reshape(-1, p * f).float())
+            loss = loss + cfg.aux_reconstruction * aux
+            out["aux_recon"] = aux
+        if cfg.aux_infonce > 0:
+            nce = info_nce(preds.mean(dim=1), targets.mean(dim=1), cfg.infonce_temperature)
+            loss = loss + cfg.aux_infonce * nce
+            out["aux_infonce"] = nce
+        if self.future_head is not None:
+            if future is None:
+                raise ValueError("loss.aux_future_mean > 0 needs the future span means")
+            fut = future_mean_loss(self.future_head(pooled).float(), *future)
+            loss = loss + cfg.aux_future_mean * fut
+            out["aux_future_mean"] = fut
+        return loss
 
     def mask_start(self, step: int, seed: int) -> int:
         """First patch of the masked block at ``step``: uniform on ``1 … C−M`` from

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -193,3 +194,21 @@ __all__ = [
     "sample_directions",
     "sigreg",
 ]
+
+
+def sigreg_view(z_sig: Tensor, n_windows: int, token_pos: Tensor) -> Tensor:
+    """One row per window of the tensor SIGReg regularizes.
+
+    With ``loss.sigreg_on`` = pooled this is the pooled embedding. With tokens/both SIGReg
+    sees every token ``[B·C, d]``; each window contributes the token at ``token_pos`` (a
+    fixed random position), an unbiased sample of that token distribution at 1/C the size.
+    """
+    if z_sig.shape[0] == n_windows:
+        return z_sig
+    tokens = z_sig.reshape(n_windows, -1, z_sig.shape[-1])
+    return tokens[torch.arange(n_windows, device=tokens.device), token_pos.to(tokens.device)]
+
+
+def token_positions(n_windows: int, n_tokens: int, seed: int) -> np.ndarray:
+    """The fixed random token position per window that :func:`sigreg_view` takes."""
+    return np.random.default_rng([seed, 1]).integers(0, n_tokens, size=n_windows)

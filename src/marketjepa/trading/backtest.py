@@ -493,90 +493,72 @@ def run_backtest(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
     return report
 
 
-def evaluate_signals(
-    cfg: Config,
-    pricer: OptionPricer,
-    signals: pl.DataFrame,
-    policy: dict[str, Any],
-    source: str = "signals.parquet",
-) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame]:
-    """Backtest each representation's signals plus the baselines: (metrics, trades, equity)."""
-    market = pricer.market
-    rules, costs = Rules.from_config(cfg.backtest), CostModel.from_config(cfg.backtest)
-    split_id, evaluated_on = evaluation_split(cfg, market.split)
-    eval_mask = market.split == split_id
-    if not eval_mask.any():
-        raise DataValidationError(f"no {evaluated_on} rows in the prepared dataset")
+@dataclass(frozen=True)
+class _Bench:
+    """What every strategy of one backtest is run and summarized against."""
+
+    pricer: OptionPricer
+    eval_mask: np.ndarray
+    rules: Rules
+    costs: CostModel
+    summary_kwargs: dict[str, Any]  # deflation (all trials of the run) and bootstrap
+
+    def run(self, name: str, signal: np.ndarray) -> tuple[StrategyResult, dict[str, Any]]:
+        res = run_strategy(self.pricer, signal, self.eval_mask, self.rules, self.costs, name)
+        summary = strategy_summary(
+            self.pricer.market, self.eval_mask, res, self.rules, **self.summary_kwargs
+        )
+        return res, summary
+
+
+def _check_signals(signals: pl.DataFrame, source: str) -> None:
     need = {"row", "split", "representation", "signal"}
     if need - set(signals.columns):
         raise DataValidationError(
             f"signals lack columns {sorted(need - set(signals.columns))}", file=source
         )
 
-    boot = dict(
-        bootstrap_samples=cfg.eval.bootstrap_samples,
-        bootstrap_block_days=cfg.eval.bootstrap_block_days,
-        seed=cfg.eval.seed,
-    )
-    results: dict[str, StrategyResult] = {}
-    strategies: dict[str, dict[str, Any]] = {}
-    # Every row — each policy and each baseline — is deflated by every configuration
-    # tried in the run, not only its own threshold grid (issue #11).
-    n_trials, var_trials = run_trials(policy)
-    deflate = {"n_trials": n_trials, "var_trial_sharpes": var_trials}
-    present = set(signals["representation"].unique().to_list())
-    reps = [r for r in policy.get("order", sorted(present)) if r in present]
-    for rep in reps:
-        sub = signals.filter((pl.col("representation") == rep) & (pl.col("split") == split_id))
-        rows = sub["row"].to_numpy().astype(np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= market.n):
-            raise DataValidationError(
-                f"signal rows outside the dataset (0..{market.n - 1})",
-                file=source,
-                where=f"representation {rep}",
-            )
-        sig = np.zeros(market.n, np.int8)
-        sig[rows] = sub["signal"].to_numpy().astype(np.int8)
-        res = run_strategy(pricer, sig, eval_mask, rules, costs, rep)
-        results[rep] = res
-        strategies[rep] = strategy_summary(market, eval_mask, res, rules, **deflate, **boot)
 
+def _signal_vector(sub: pl.DataFrame, n: int, rep: str, source: str) -> np.ndarray:
+    """Dense 0/1/2 signal per dataset row from one representation's signal rows."""
+    rows = sub["row"].to_numpy().astype(np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise DataValidationError(
+            f"signal rows outside the dataset (0..{n - 1})",
+            file=source,
+            where=f"representation {rep}",
+        )
+    sig = np.zeros(n, np.int8)
+    sig[rows] = sub["signal"].to_numpy().astype(np.int8)
+    return sig
+
+
+def _baseline_trade_count(
+    results: dict[str, StrategyResult], reps: list[str], eval_mask: np.ndarray
+) -> tuple[int, str]:
+    """Trades per baseline: the primary policy's count, else a stated fallback."""
     primary = "lejepa" if "lejepa" in results else (reps[0] if reps else None)
     n_ref = results[primary].trades["entry_row"].size if primary else 0
-    rate_note = f"same trade count as {primary}"
-    if n_ref == 0:
-        counts = [
-            r.trades["entry_row"].size for r in results.values() if r.trades["entry_row"].size
-        ]
-        n_ref = int(np.median(counts)) if counts else max(1, int(eval_mask.sum() * 0.001))
-        rate_note = f"{primary or 'no policy'} made no trades: median of the others or 0.1% of bars"
-    valid_rows = valid_signal_rows(market, eval_mask)
-    for side in ("call", "put"):
-        name = f"always_{side}"
-        sig = baseline_signals(valid_rows, n_ref, market.n, side)
-        res = run_strategy(pricer, sig, eval_mask, rules, costs, name)
-        results[name] = res
-        strategies[name] = strategy_summary(market, eval_mask, res, rules, **deflate, **boot)
-    rand = []
-    for s in range(cfg.backtest.random_baseline_seeds):
-        rng = np.random.default_rng(cfg.policy.seed * 1000 + s)
-        sig = baseline_signals(valid_rows, n_ref, market.n, "random", rng)
-        res = run_strategy(pricer, sig, eval_mask, rules, costs, f"random_s{s}")
-        results[res.name] = res
-        rand.append(strategy_summary(market, eval_mask, res, rules, **deflate, **boot))
-    strategies["random"] = _distribution(rand)
+    if n_ref:
+        return n_ref, f"same trade count as {primary}"
+    counts = [r.trades["entry_row"].size for r in results.values() if r.trades["entry_row"].size]
+    n_ref = int(np.median(counts)) if counts else max(1, int(eval_mask.sum() * 0.001))
+    return n_ref, f"{primary or 'no policy'} made no trades: median of the others or 0.1% of bars"
 
-    ticker = cfg.data.ticker
-    trades = pl.concat(
-        [trades_frame(n, market, r.trades, r.signal_rows, ticker) for n, r in results.items()],
-        how="vertical",
-    )
+
+def equity_frame(
+    market: MarketData,
+    eval_mask: np.ndarray,
+    results: dict[str, StrategyResult],
+    initial_capital: float,
+) -> pl.DataFrame:
+    """Daily P&L, equity and drawdown of every strategy (``equity.csv``)."""
     eq = []
     for name, res in results.items():
         sessions, pnl = daily_pnl(market, eval_mask, res.trades)
         first_row = np.searchsorted(market.session, sessions)
-        equity = rules.initial_capital + np.cumsum(pnl)
-        peak = np.maximum.accumulate(np.concatenate([[rules.initial_capital], equity]))[1:]
+        equity = initial_capital + np.cumsum(pnl)
+        peak = np.maximum.accumulate(np.concatenate([[initial_capital], equity]))[1:]
         eq.append(
             pl.DataFrame(
                 {
@@ -589,14 +571,92 @@ def evaluate_signals(
                 }
             )
         )
+    return pl.concat(eq, how="vertical")
 
+
+def evaluate_signals(
+    cfg: Config,
+    pricer: OptionPricer,
+    signals: pl.DataFrame,
+    policy: dict[str, Any],
+    source: str = "signals.parquet",
+) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame]:
+    """Backtest each representation's signals plus the baselines: (metrics, trades, equity)."""
+    market = pricer.market
+    split_id, evaluated_on = evaluation_split(cfg, market.split)
+    eval_mask = market.split == split_id
+    if not eval_mask.any():
+        raise DataValidationError(f"no {evaluated_on} rows in the prepared dataset")
+    _check_signals(signals, source)
+    # Every row — each policy and each baseline — is deflated by every configuration
+    # tried in the run, not only its own threshold grid (issue #11).
+    n_trials, var_trials = run_trials(policy)
+    bench = _Bench(
+        pricer,
+        eval_mask,
+        Rules.from_config(cfg.backtest),
+        CostModel.from_config(cfg.backtest),
+        {
+            "n_trials": n_trials,
+            "var_trial_sharpes": var_trials,
+            "bootstrap_samples": cfg.eval.bootstrap_samples,
+            "bootstrap_block_days": cfg.eval.bootstrap_block_days,
+            "seed": cfg.eval.seed,
+        },
+    )
+    results: dict[str, StrategyResult] = {}
+    strategies: dict[str, dict[str, Any]] = {}
+    present = set(signals["representation"].unique().to_list())
+    reps = [r for r in policy.get("order", sorted(present)) if r in present]
+    for rep in reps:
+        sub = signals.filter((pl.col("representation") == rep) & (pl.col("split") == split_id))
+        results[rep], strategies[rep] = bench.run(rep, _signal_vector(sub, market.n, rep, source))
+
+    n_ref, rate_note = _baseline_trade_count(results, reps, eval_mask)
+    valid_rows = valid_signal_rows(market, eval_mask)
+    for side in ("call", "put"):
+        name = f"always_{side}"
+        sig = baseline_signals(valid_rows, n_ref, market.n, side)
+        results[name], strategies[name] = bench.run(name, sig)
+    rand = []
+    for s in range(cfg.backtest.random_baseline_seeds):
+        rng = np.random.default_rng(cfg.policy.seed * 1000 + s)
+        sig = baseline_signals(valid_rows, n_ref, market.n, "random", rng)
+        results[f"random_s{s}"], summary = bench.run(f"random_s{s}", sig)
+        rand.append(summary)
+    strategies["random"] = random_entry_distribution(rand)
+
+    ticker = cfg.data.ticker
+    trades = pl.concat(
+        [trades_frame(n, market, r.trades, r.signal_rows, ticker) for n, r in results.items()],
+        how="vertical",
+    )
+    equity = equity_frame(market, eval_mask, results, bench.rules.initial_capital)
+    report = _report(cfg, results, evaluated_on, (n_trials, var_trials))
+    report.update(
+        baseline_trade_count=n_ref,
+        baseline_trade_count_rule=rate_note,
+        rules=to_jsonable(cfg.backtest.model_dump()),
+        days=int(np.unique(market.session[eval_mask]).size),
+        strategies=strategies,
+        attribution={
+            n: summarize(r.trades) for n, r in results.items() if not n.startswith("random_s")
+        },
+    )
+    return report, trades, equity
+
+
+def _report(
+    cfg: Config,
+    results: dict[str, StrategyResult],
+    evaluated_on: str,
+    trials: tuple[int, float],
+) -> dict[str, Any]:
+    """The head of ``metrics.json``: evaluated split, pricing provenance, trial count."""
     sources = _price_sources([r.trades for r in results.values()])
     surface_used = sources["surface_observed"] + sources["surface_proxy"]
     bars_mode = cfg.backtest.pricing == "bars"
-    attribution = {
-        n: summarize(r.trades) for n, r in results.items() if not n.startswith("random_s")
-    }
-    report = {
+    return {
         "evaluated_on": evaluated_on,
         "evaluated_on_warning": None
         if evaluated_on == "test"
@@ -610,16 +670,9 @@ def evaluate_signals(
         if sources["surface_proxy"]
         else None,
         "bars_fallbacks": surface_used if bars_mode else None,
-        "n_trials": n_trials,
-        "var_trial_sharpes": var_trials,
-        "baseline_trade_count": n_ref,
-        "baseline_trade_count_rule": rate_note,
-        "rules": to_jsonable(cfg.backtest.model_dump()),
-        "days": int(np.unique(market.session[eval_mask]).size),
-        "strategies": strategies,
-        "attribution": attribution,
+        "n_trials": trials[0],
+        "var_trial_sharpes": trials[1],
     }
-    return report, trades, pl.concat(eq, how="vertical")
 
 
 def run_trials(policy: dict[str, Any]) -> tuple[int, float]:
@@ -646,7 +699,7 @@ def run_trials(policy: dict[str, Any]) -> tuple[int, float]:
     return max(n, 1), float(np.mean(vs)) if vs else 0.0
 
 
-def _distribution(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def random_entry_distribution(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and 5–95% range of scalar metrics over random-entry seeds."""
     out: dict[str, Any] = {"n_seeds": len(runs)}
     for key in (

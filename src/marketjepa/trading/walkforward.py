@@ -53,13 +53,19 @@ from marketjepa.config import Config, SplitConfig, read_config
 from marketjepa.console import console, stage_line
 from marketjepa.data.splits import EMBARGO, TEST, TRAIN, VAL, day_splits, walk_forward_eval_folds
 from marketjepa.errors import MarketJepaError, StageInputMissing
-from marketjepa.trading.backtest import MULTIPLIER, _distribution
+from marketjepa.trading.backtest import MULTIPLIER, random_entry_distribution
 from marketjepa.trading.metrics import strategy_metrics
 
 WF_DIR = "walkforward"
 POLICY_REPS = ("lejepa", "raw_window")
 BASELINES = ("always_call", "always_put")
 SIGNIFICANCE = 0.95  # DSR needed to call an edge significant (as the report's rules)
+# Each fold's day blocks by role: fit the encoder/policy, select thresholds, trade.
+SPANS = {"fit": TRAIN, "select": VAL, "traded": TEST}
+REUSE_HINT = (
+    "run `marketjepa run` (or `pretrain`) for this run first, or drop --reuse-encoder to "
+    "pretrain in every fold"
+)
 
 
 def select_share(split_cfg: SplitConfig) -> float:
@@ -268,39 +274,22 @@ def run_walkforward(
     out_dir = run_dir / WF_DIR
     ckpt = run_dir / "checkpoints" / "best.pt"
     if reuse_encoder and not ckpt.exists():
-        raise StageInputMissing(
-            f"--reuse-encoder: {ckpt} not found; run `marketjepa run` (or `pretrain`) for this "
-            "run first, or drop --reuse-encoder to pretrain in every fold"
-        )
+        raise StageInputMissing(f"--reuse-encoder: {ckpt} not found; {REUSE_HINT}")
     if ingest_result is None:
-        from marketjepa.data.ingest import ingest
-        from marketjepa.data.prepare import load_truth
-
-        t = time.perf_counter()
-        ingest_result = ingest(cfg)
-        truth = load_truth(cfg)
-        stage_line("walkforward", f"ingested in {time.perf_counter() - t:.0f}s")
+        ingest_result, truth = _ingest(cfg)
     sessions = ingest_result.bars["session"].unique(maintain_order=True)
     dates = [str(d) for d in sessions.to_list()]
     folds = fold_splits(len(dates), cfg.split, n_folds)
     fcfg = fold_config(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("fold_*"):  # folds of an earlier, longer schedule
-        if not old.name.removeprefix("fold_").isdigit() or int(old.name[5:]) > n_folds:
-            shutil.rmtree(old, ignore_errors=True)
+    _prune_folds(out_dir, n_folds)
     encoder_id = _file_hash(ckpt) if reuse_encoder else "pretrained per fold"
     data_id = getattr(ingest_result, "inputs", None) or {}
 
     leak = _encoder_leak(cfg, run_dir, folds, dates) if reuse_encoder else None
     fold_info, fold_dirs, fold_trades = [], [], []
     for k, per_day in enumerate(folds, start=1):
-        fit, sel, traded = (_span(per_day, s, dates) for s in (TRAIN, VAL, TEST))
-        stage_line(
-            "walkforward",
-            f"fold {k}/{n_folds}: fit {fit['first']}..{fit['last']} ({fit['days']} days), "
-            f"select {sel['first']}..{sel['last']} ({sel['days']}), trade "
-            f"{traded['first']}..{traded['last']} ({traded['days']})",
-        )
+        spans = {name: _span(per_day, s, dates) for name, s in SPANS.items()}
+        stage_line("walkforward", f"fold {k}/{n_folds}: {_spans_text(spans)}")
         fdir = out_dir / f"fold_{k}"
         key = _hash_json([fcfg.to_dict(), per_day.tolist(), encoder_id, data_id])
         done = fdir / "fold.json"
@@ -309,83 +298,15 @@ def run_walkforward(
             res = read_json(done)["result"]
         else:
             shutil.rmtree(fdir, ignore_errors=True)
-            res = run_fold(
-                fcfg,
-                ingest_result,
-                truth,
-                per_day,
-                fdir,
-                ckpt if reuse_encoder else None,
-                keep_prepared,
-            )
+            enc = ckpt if reuse_encoder else None
+            res = run_fold(fcfg, ingest_result, truth, per_day, fdir, enc, keep_prepared)
             write_json(done, {"key": key, "result": to_jsonable(res)})
         fold_dirs.append(fdir)
         fold_trades.append(pl.read_parquet(fdir / "backtest" / "trades.parquet"))
-        reps = res["policy"]["representations"]
-        strategies = res["backtest"]["strategies"]
-        fold_info.append(
-            {
-                "fold": k,
-                "fit": fit,
-                "select": sel,
-                "traded": traded,
-                "unused_days": int(np.sum(per_day == EMBARGO)),
-                "pretrain": res["pretrain"],
-                "collapse": res["collapse"],
-                "label_k": res["label_k"],
-                "test_rows": res["test_rows"],
-                "thresholds": {
-                    r: {"tau_call": reps[r]["tau_call"], "tau_put": reps[r]["tau_put"]}
-                    for r in POLICY_REPS
-                },
-                "n_trials": {r: int(reps[r]["n_trials"]) for r in POLICY_REPS},
-                "metrics": {
-                    name: {
-                        key: strategies[name].get(key)
-                        for key in ("total_return", "net_pnl", "n_trades", "sharpe", "psr", "dsr")
-                    }
-                    for name in (*POLICY_REPS, *BASELINES, "random")
-                },
-                "seconds": res["seconds"],
-            }
-        )
+        fold_info.append(_fold_summary(k, per_day, spans, res))
 
-    # Every configuration tried: each threshold pair of each representation of each fold.
-    trial_srs, n_trials = [], 0
-    for fdir in fold_dirs:
-        pol = read_json(fdir / "policy" / "policy.json")
-        for r in POLICY_REPS:
-            info = pol["representations"][r]
-            n_trials += int(info["n_trials"])
-            trial_srs += [t["val_sharpe_daily"] for t in info.get("trials", [])]
-    srs = np.array([x for x in trial_srs if x is not None], float)
-    srs = srs[np.isfinite(srs)]
-    var = float(srs.var(ddof=1)) if srs.size > 1 else 0.0
-    n_bars = int(sum(f["test_rows"] for f in fold_info))
-
-    concatenated, equity_frames, trade_frames = {}, [], []
-    for name in (*POLICY_REPS, *BASELINES):
-        eq, tr = _concat(fold_dirs, name, fold_trades)
-        concatenated[name] = _metrics(cfg, eq, tr, n_bars, n_trials, var if n_trials > 1 else 0.0)
-        equity_frames.append(eq)
-        if name in POLICY_REPS:
-            trade_frames.append(tr)
-    rand = []
-    for s in range(cfg.backtest.random_baseline_seeds):
-        eq, tr = _concat(fold_dirs, f"random_s{s}", fold_trades)
-        rand.append(_metrics(cfg, eq, tr, n_bars, n_trials, var if n_trials > 1 else 0.0))
-    concatenated["random"] = _distribution(rand)
-
-    equity = pl.concat(equity_frames, how="vertical")
-    equity = equity.with_columns(
-        (cfg.backtest.initial_capital + pl.col("pnl").cum_sum().over("strategy")).alias("equity")
-    )
-    equity = equity.with_columns(
-        (1.0 - pl.col("equity") / pl.col("equity").cum_max().over("strategy")).alias("drawdown")
-    )
-    equity.write_csv(out_dir / "equity.csv")
-    pl.concat(trade_frames, how="vertical").write_csv(out_dir / "trades.csv")
-    _folds_csv(fold_info).write_csv(out_dir / "folds.csv")
+    n_trials, var = _trial_stats(fold_dirs)
+    concatenated = _write_tables(cfg, out_dir, fold_dirs, fold_trades, fold_info, (n_trials, var))
 
     main = concatenated["lejepa"]
     significant = main.get("dsr") is not None and main["dsr"] >= SIGNIFICANCE
@@ -411,6 +332,118 @@ def run_walkforward(
     write_json(out_dir / "walkforward.json", result)
     print_walkforward(result)
     return result
+
+
+def _spans_text(spans: dict[str, dict[str, Any]]) -> str:
+    fit, sel, traded = spans["fit"], spans["select"], spans["traded"]
+    return (
+        f"fit {fit['first']}..{fit['last']} ({fit['days']} days), "
+        f"select {sel['first']}..{sel['last']} ({sel['days']}), trade "
+        f"{traded['first']}..{traded['last']} ({traded['days']})"
+    )
+
+
+def _ingest(cfg: Config) -> tuple[Any, pl.DataFrame | None]:
+    """Raw bars (ingested once for all folds) and the synthetic truth, if any."""
+    from marketjepa.data.ingest import ingest
+    from marketjepa.data.prepare import load_truth
+
+    t = time.perf_counter()
+    ingest_result = ingest(cfg)
+    truth = load_truth(cfg)
+    stage_line("walkforward", f"ingested in {time.perf_counter() - t:.0f}s")
+    return ingest_result, truth
+
+
+def _prune_folds(out_dir: Path, n_folds: int) -> None:
+    """Create ``out_dir``; remove folds of an earlier, longer schedule."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("fold_*"):
+        if not old.name.removeprefix("fold_").isdigit() or int(old.name[5:]) > n_folds:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _fold_summary(
+    k: int, per_day: np.ndarray, spans: dict[str, dict[str, Any]], res: dict[str, Any]
+) -> dict[str, Any]:
+    """One fold's entry of ``walkforward.json`` (and row of ``folds.csv``)."""
+    reps = res["policy"]["representations"]
+    strategies = res["backtest"]["strategies"]
+    return {
+        "fold": k,
+        **spans,
+        "unused_days": int(np.sum(per_day == EMBARGO)),
+        "pretrain": res["pretrain"],
+        "collapse": res["collapse"],
+        "label_k": res["label_k"],
+        "test_rows": res["test_rows"],
+        "thresholds": {
+            r: {"tau_call": reps[r]["tau_call"], "tau_put": reps[r]["tau_put"]} for r in POLICY_REPS
+        },
+        "n_trials": {r: int(reps[r]["n_trials"]) for r in POLICY_REPS},
+        "metrics": {
+            name: {
+                key: strategies[name].get(key)
+                for key in ("total_return", "net_pnl", "n_trades", "sharpe", "psr", "dsr")
+            }
+            for name in (*POLICY_REPS, *BASELINES, "random")
+        },
+        "seconds": res["seconds"],
+    }
+
+
+def _trial_stats(fold_dirs: list[Path]) -> tuple[int, float]:
+    """Every configuration tried (each threshold pair of each representation of each
+    fold) and the variance of their validation Sharpe ratios."""
+    trial_srs, n_trials = [], 0
+    for fdir in fold_dirs:
+        pol = read_json(fdir / "policy" / "policy.json")
+        for r in POLICY_REPS:
+            info = pol["representations"][r]
+            n_trials += int(info["n_trials"])
+            trial_srs += [t["val_sharpe_daily"] for t in info.get("trials", [])]
+    srs = np.array([x for x in trial_srs if x is not None], float)
+    srs = srs[np.isfinite(srs)]
+    return n_trials, float(srs.var(ddof=1)) if srs.size > 1 else 0.0
+
+
+def _write_tables(
+    cfg: Config,
+    out_dir: Path,
+    fold_dirs: list[Path],
+    fold_trades: list[pl.DataFrame],
+    fold_info: list[dict[str, Any]],
+    trials: tuple[int, float],
+) -> dict[str, Any]:
+    """Metrics of each strategy over all traded blocks; writes equity.csv, trades.csv and
+    folds.csv."""
+    n_bars = int(sum(f["test_rows"] for f in fold_info))
+    n_trials, var = trials
+    var = var if n_trials > 1 else 0.0
+    concatenated, equity_frames, trade_frames = {}, [], []
+    for name in (*POLICY_REPS, *BASELINES):
+        eq, tr = _concat(fold_dirs, name, fold_trades)
+        concatenated[name] = _metrics(cfg, eq, tr, n_bars, n_trials, var)
+        equity_frames.append(eq)
+        if name in POLICY_REPS:
+            trade_frames.append(tr)
+    rand = []
+    for s in range(cfg.backtest.random_baseline_seeds):
+        eq, tr = _concat(fold_dirs, f"random_s{s}", fold_trades)
+        rand.append(_metrics(cfg, eq, tr, n_bars, n_trials, var))
+    concatenated["random"] = random_entry_distribution(rand)
+
+    equity = pl.concat(equity_frames, how="vertical")
+    equity = equity.with_columns(
+        (cfg.backtest.initial_capital + pl.col("pnl").cum_sum().over("strategy")).alias("equity")
+    )
+    equity = equity.with_columns(
+        (1.0 - pl.col("equity") / pl.col("equity").cum_max().over("strategy")).alias("drawdown")
+    )
+    equity.write_csv(out_dir / "equity.csv")
+    pl.concat(trade_frames, how="vertical").write_csv(out_dir / "trades.csv")
+    _folds_csv(fold_info).write_csv(out_dir / "folds.csv")
+    return concatenated
 
 
 def _hash_json(obj: Any) -> str:

@@ -29,6 +29,8 @@ import numpy as np
 from marketjepa.artifacts import write_json
 from marketjepa.config import Config, apply_overrides, build_config
 from marketjepa.console import stage_line
+from marketjepa.data.prepared import PreparedData
+from marketjepa.model.collapse import row_verdict
 from marketjepa.train.pretrain import train_lejepa
 
 SEED_LIKE = {
@@ -66,18 +68,6 @@ def variant_config(
     if max_steps is not None:
         overrides.append(f"train.max_steps_per_epoch={max_steps}")
     return build_config(apply_overrides(cfg.to_dict(), overrides), "collapse experiment")
-
-
-def _verdict(row: dict[str, Any], cfg: Config) -> str:
-    from marketjepa.evaluate.diagnostics import verdict
-
-    order = {"HEALTHY": 0, "PARTIAL": 1, "COLLAPSED": 2}
-    statuses = []
-    for prefix in ("sig_", "probe_"):
-        stats = {k: row[f"{prefix}{k}"] for k in ("rankme_ratio", "rankme", "norm_var")}
-        stats["top1_share"] = row[f"{prefix}top1_share"]
-        statuses.append(verdict(stats, cfg.eval)["status"])
-    return max(statuses, key=order.__getitem__)
 
 
 def _num(v: Any, fmt: str) -> str:
@@ -119,8 +109,6 @@ def run_collapse_experiment(
     the ``cpu`` preset. Writes ``out_dir/<variant>/`` run folders,
     ``collapse_experiment.md`` and ``collapse_experiment.json``.
     """
-    from marketjepa.data.prepared import PreparedData
-
     data = PreparedData.load(Path(prepared_dir))
     return collapse_experiment_arrays(
         cfg,
@@ -169,7 +157,7 @@ def collapse_experiment_arrays(
                 "d_model": vcfg.model.d_model,
                 "epochs": len(rows),
                 "steps": summary["steps"],
-                "verdict": _verdict(final, vcfg),
+                "verdict": row_verdict(final, vcfg.eval),
                 "final": {k: v for k, v in final.items() if k != "collapsed"},
                 "run_dir": str(out_dir / slug),
             }

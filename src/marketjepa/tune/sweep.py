@@ -2,7 +2,7 @@
 
 Each trial samples one configuration from :data:`SEARCH_SPACE` (applied over the run's
 config), pretrains it at a reduced budget (``--epochs`` × ``--steps`` steps) and scores it
-with :func:`marketjepa.train.levers.validation_score`: a probe fitted on train days and
+with :func:`marketjepa.tune.levers.validation_score`: a probe fitted on train days and
 scored on **validation days only** (latent-regime share where the synthetic truth exists,
 else direction lift). Test days are never read by a trial.
 
@@ -34,8 +34,8 @@ from marketjepa.console import stage_line
 from marketjepa.data.prepared import PreparedData
 from marketjepa.errors import MarketJepaError
 from marketjepa.train.checkpoint import load_model
-from marketjepa.train.levers import validation_score, with_overrides
 from marketjepa.train.pretrain import train_lejepa
+from marketjepa.tune.levers import validation_score, with_overrides
 
 STUDY_NAME = "levers"
 
@@ -127,10 +127,10 @@ def run_sweep(
         data.label,
         data.truth,
         out_dir,
-        n_trials,
-        epochs,
-        steps,
-        seed,
+        n_trials=n_trials,
+        epochs=epochs,
+        steps=steps,
+        seed=seed,
         feature_names=data.feature_names,
     )
 
@@ -142,6 +142,7 @@ def sweep_arrays(
     label: np.ndarray,
     truth: dict[str, np.ndarray] | None,
     out_dir: Path,
+    *,
     n_trials: int = 30,
     epochs: int = 2,
     steps: int = 60,

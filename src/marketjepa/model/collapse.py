@@ -1,6 +1,7 @@
-"""Collapse diagnostics of embeddings and the verdict logic (DESIGN §4, issue #6).
+"""Collapse measures of embeddings and the collapse verdict (DESIGN §4, issues #6, #14).
 
-All functions take ``z [N, d]`` (numpy or torch) and return plain dicts of floats.
+One home for what training (per-epoch diagnostics, best checkpoint, experiments) and
+evaluation (``diagnose``) both need. All measures take ``z [N, d]`` (numpy or torch) and return plain dicts of floats.
 
 Measures (``embedding_stats``):
 
@@ -19,7 +20,8 @@ Measures (``embedding_stats``):
 * ``dead_dims``: coordinates carrying < ``dead_share`` of the total variance.
 
 rankme_ratio, norm_var, top1_share and dead_dims do not change when z is multiplied by
-any nonzero constant; only they enter :func:`verdict`.
+any nonzero constant; only they enter :func:`verdict`. :func:`row_verdict` applies it
+to a training metrics row (``sig_*`` / ``probe_*`` columns).
 """
 
 from __future__ import annotations
@@ -221,6 +223,23 @@ def verdict(
     }
 
 
+SEVERITY = {"HEALTHY": 0, "PARTIAL": 1, "COLLAPSED": 2}
+# Metric-row prefixes of the two tensors diagnosed each epoch (SIGReg's and the probes').
+ROW_TENSORS = ("sig_", "probe_")
+
+
+def row_verdict(
+    row: Mapping[str, Any], thresholds: EvalConfig | Mapping[str, float] | None = None
+) -> str:
+    """The worse :func:`verdict` status of a metrics row's ``sig_*`` and ``probe_*`` stats."""
+    statuses = []
+    for prefix in ROW_TENSORS:
+        stats = {k: row[f"{prefix}{k}"] for k in ("rankme_ratio", "rankme", "norm_var")}
+        stats["top1_share"] = row[f"{prefix}top1_share"]
+        statuses.append(verdict(stats, thresholds)["status"])
+    return max(statuses, key=SEVERITY.__getitem__)
+
+
 def _round2(x: float) -> str:
     """Two decimals of the 3-significant-digit value, half up (0.8448 → 0.845 → 0.85)."""
     return str(Decimal(f"{x:.3g}").quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
@@ -282,13 +301,12 @@ def verdict_from_summary(
     """
     if d < 1 or dim_var_mean < 0:
         raise ValueError(f"need d >= 1 and dim_var_mean >= 0, got d={d}, {dim_var_mean}")
-    std = math.sqrt(dim_var_mean)
     total = d * dim_var_mean
     numbers: dict[str, Any] = {
         "d": d,
         "dim_var_mean": dim_var_mean,
         "total_variance": total,
-        "per_dim_std": std,
+        "per_dim_std": math.sqrt(dim_var_mean),
         "unit_norm_even_dim_var": 1.0 / d,
     }
     reasons = [
@@ -300,56 +318,9 @@ def verdict_from_summary(
         "it cannot tell collapse from scale"
     ]
     if dim_var_std is not None and dim_var_mean > 0:
-        cv = dim_var_std / dim_var_mean
-        pr = d / (1.0 + cv * cv)
-        numbers.update(dim_var_std=dim_var_std, dim_var_cv=cv, axis_participation=pr)
-        reasons.append(
-            f"dim_var_std {dim_var_std:.4g} (coefficient of variation {cv:.2f}) spreads the "
-            f"variance over ~{pr:.0f} of {d} coordinate axes (participation ratio "
-            f"d/(1+CV²)); per-axis variances cannot see collapse onto correlated directions, "
-            "so this neither confirms nor rules out dimensional collapse"
-        )
+        reasons.append(_axis_reason(dim_var_mean, dim_var_std, d, numbers))
     if sigreg is not None and batch_size:
-        n = int(batch_size)
-        expected = gaussian_expected_sigreg(n, std)
-        mc = monte_carlo_sigreg(n, d, std)
-        floor = point_mass_sigreg(n)
-        null = null_expected_sigreg()
-        numbers.update(
-            sigreg=sigreg,
-            batch_size=n,
-            sigreg_expected_at_std=expected,
-            sigreg_monte_carlo_at_std=mc,
-            sigreg_collapsed_floor=floor,
-            sigreg_null=null,
-        )
-        implied = []
-        if null < sigreg < floor:
-            implied.append(_solve_sigma(sigreg, n, 1e-6, 1.0))
-        if null < sigreg < gaussian_expected_sigreg(n, 1e6):
-            implied.append(_solve_sigma(sigreg, n, 1.0, 1e6))
-        numbers["sigreg_implied_std"] = implied
-        if sigreg < 0.5 * expected:
-            rel = f"far below (×{expected / max(sigreg, 1e-12):.0f})"
-        elif sigreg > 2.0 * expected:
-            rel = f"far above (×{sigreg / expected:.1f})"
-        else:
-            rel = "consistent with"
-        implied_txt = (
-            " It matches Gaussian embeddings with per-dim std "
-            + " or ".join(f"{s:.3g}" for s in implied)
-            + "."
-            if implied
-            else ""
-        )
-        reasons.append(
-            f"SIGReg {sigreg:.4g} at batch {n} is {rel} the {expected:.0f} that Gaussian "
-            f"embeddings with per-dim std {std:.3g} would give (analytic; Monte Carlo with "
-            f"our sigreg: {mc:.0f}); any batch collapsed to a point gives >= {floor:.0f} and "
-            f"N(0, I) gives {null:.2f}.{implied_txt} The variance and SIGReg were not "
-            "measured on the same tensor at the same scale"
-            + (", and this SIGReg argues against collapse" if sigreg < 0.5 * floor else "")
-        )
+        reasons.append(_sigreg_reason(sigreg, int(batch_size), d, numbers))
     else:
         reasons.append("no SIGReg value with its batch size given to cross-check the scale")
     reasons.append(
@@ -357,3 +328,60 @@ def verdict_from_summary(
         "normalized variance, spectrum share): run diagnose on the checkpoint"
     )
     return {"status": "INCONCLUSIVE", "reasons": reasons, "numbers": numbers}
+
+
+def _axis_reason(dim_var_mean: float, dim_var_std: float, d: int, numbers: dict) -> str:
+    """What per-axis variance spread says (adds its numbers to ``numbers``)."""
+    cv = dim_var_std / dim_var_mean
+    pr = d / (1.0 + cv * cv)
+    numbers.update(dim_var_std=dim_var_std, dim_var_cv=cv, axis_participation=pr)
+    return (
+        f"dim_var_std {dim_var_std:.4g} (coefficient of variation {cv:.2f}) spreads the "
+        f"variance over ~{pr:.0f} of {d} coordinate axes (participation ratio "
+        f"d/(1+CV²)); per-axis variances cannot see collapse onto correlated directions, "
+        "so this neither confirms nor rules out dimensional collapse"
+    )
+
+
+def _sigreg_reason(sigreg: float, n: int, d: int, numbers: dict) -> str:
+    """SIGReg at batch ``n`` against the analytic values (adds its numbers to ``numbers``)."""
+    std = numbers["per_dim_std"]
+    expected = gaussian_expected_sigreg(n, std)
+    mc = monte_carlo_sigreg(n, d, std)
+    floor = point_mass_sigreg(n)
+    null = null_expected_sigreg()
+    numbers.update(
+        sigreg=sigreg,
+        batch_size=n,
+        sigreg_expected_at_std=expected,
+        sigreg_monte_carlo_at_std=mc,
+        sigreg_collapsed_floor=floor,
+        sigreg_null=null,
+    )
+    implied = []
+    if null < sigreg < floor:
+        implied.append(_solve_sigma(sigreg, n, 1e-6, 1.0))
+    if null < sigreg < gaussian_expected_sigreg(n, 1e6):
+        implied.append(_solve_sigma(sigreg, n, 1.0, 1e6))
+    numbers["sigreg_implied_std"] = implied
+    if sigreg < 0.5 * expected:
+        rel = f"far below (×{expected / max(sigreg, 1e-12):.0f})"
+    elif sigreg > 2.0 * expected:
+        rel = f"far above (×{sigreg / expected:.1f})"
+    else:
+        rel = "consistent with"
+    implied_txt = (
+        " It matches Gaussian embeddings with per-dim std "
+        + " or ".join(f"{s:.3g}" for s in implied)
+        + "."
+        if implied
+        else ""
+    )
+    return (
+        f"SIGReg {sigreg:.4g} at batch {n} is {rel} the {expected:.0f} that Gaussian "
+        f"embeddings with per-dim std {std:.3g} would give (analytic; Monte Carlo with "
+        f"our sigreg: {mc:.0f}); any batch collapsed to a point gives >= {floor:.0f} and "
+        f"N(0, I) gives {null:.2f}.{implied_txt} The variance and SIGReg were not "
+        "measured on the same tensor at the same scale"
+        + (", and this SIGReg argues against collapse" if sigreg < 0.5 * floor else "")
+    )

@@ -46,7 +46,7 @@ def test_validation_score_never_reads_test_days(tmp_path):
 
     from marketjepa.data.windows import WindowSpec
     from marketjepa.evaluate.baselines import build_encoder
-    from marketjepa.train.levers import validation_score
+    from marketjepa.tune.levers import validation_score
 
     cfg = load_config("tiny", overrides=TINY)
     x, split, label, _, truth = _market()
@@ -72,7 +72,7 @@ def test_validation_score_never_reads_test_days(tmp_path):
 def test_sample_levers_maps_the_input_levers_to_config_values():
     import optuna
 
-    from marketjepa.train.sweep import SEARCH_SPACE, sample_levers
+    from marketjepa.tune.sweep import SEARCH_SPACE, sample_levers
 
     space = {k: SEARCH_SPACE[k] for k in ("model.pooling", "model.session_mask")}
     space |= {k: SEARCH_SPACE[k] for k in ("input_exclude", "target_exclude")}
@@ -91,7 +91,7 @@ def test_sample_levers_maps_the_input_levers_to_config_values():
 
 
 def test_sweep_is_resumable_and_records_every_trial(tmp_path):
-    from marketjepa.train.sweep import SEARCH_SPACE, sweep_arrays
+    from marketjepa.tune.sweep import SEARCH_SPACE, sweep_arrays
 
     # left out: the window-geometry levers (tiny data has too few rows for them) and the
     # input levers (tiny data has no named calendar features; see the next test)
@@ -125,7 +125,7 @@ def test_sweep_is_resumable_and_records_every_trial(tmp_path):
 
 
 def test_levers_comparison_pairs_chosen_against_every_representation(tmp_path):
-    from marketjepa.train.levers import TODAY, compare_on_market, levers_table
+    from marketjepa.tune.levers import TODAY, compare_on_market, levers_table
 
     cfg = load_config("tiny", overrides=[*TINY, "model.causal=true", "loss.target_path=sequence"])
     x, split, label, day, truth = _market()

@@ -8,9 +8,10 @@ import torch
 
 from marketjepa.config import EvalConfig
 from marketjepa.errors import MarketJepaError
-from marketjepa.evaluate.diagnostics import (
+from marketjepa.model.collapse import (
     embedding_stats,
     rankme,
+    row_verdict,
     sigreg_statistic,
     verdict,
     verdict_from_summary,
@@ -89,6 +90,27 @@ def test_partial_when_few_directions_used():
     assert v["status"] == "PARTIAL"  # rankme_ratio ≈ 5/32 between 0.05 and 0.25
     assert "rankme_ratio" in v["reasons"][0] and "< healthy threshold 0.25" in v["reasons"][0]
     assert v["thresholds"]["healthy_rankme_ratio"] == 0.25
+
+
+def _row(**tensors: np.ndarray) -> dict[str, float]:
+    """A training metrics row with the collapse columns of each prefixed tensor."""
+    row = {}
+    for prefix, z in tensors.items():
+        s = embedding_stats(z)
+        row |= {f"{prefix}_{k}": s[k] for k in ("rankme_ratio", "rankme", "norm_var", "top1_share")}
+    return row
+
+
+def test_row_verdict_is_the_worse_of_the_two_tensors():
+    healthy, few = _gauss(3000, 32), np.zeros((3000, 32))
+    few[:, :5] = _gauss(3000, 5, seed=2)
+    point = 3.0 + 1e-4 * _gauss(3000, 32, seed=3)
+    assert row_verdict(_row(sig=healthy, probe=healthy)) == "HEALTHY"
+    assert row_verdict(_row(sig=healthy, probe=few)) == "PARTIAL"
+    assert row_verdict(_row(sig=point, probe=few)) == "COLLAPSED"
+    # Thresholds come from the config: a lower healthy bar makes 5 of 32 dims healthy.
+    lenient = EvalConfig(healthy_rankme_ratio=0.1)
+    assert row_verdict(_row(sig=healthy, probe=few), lenient) == "HEALTHY"
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1e3])
