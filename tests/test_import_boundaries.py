@@ -26,21 +26,6 @@ FORBIDDEN = {
 NO_FUNCTION_IMPORTS = ("train", "evaluate", "model")
 # (module path relative to src/marketjepa, function, imported module) -> why it is allowed.
 ALLOWLIST: dict[tuple[str, str, str], str] = {}
-# TEMPORARY: evaluate/ files being refactored by the parallel evaluate helper (issue #14,
-# part C); the lead empties this after merging that branch.
-TEMPORARY_ALLOWLIST: set[tuple[str, str, str]] = {
-    ("evaluate/baselines.py", "build_encoder", "marketjepa.model.encoder"),
-    ("evaluate/probes.py", "walk_forward_probe", "marketjepa.data.splits"),
-    ("evaluate/probes.py", "run_probes", "time"),
-    ("evaluate/probes.py", "run_probes", "marketjepa.artifacts"),
-    ("evaluate/probes.py", "run_probes", "marketjepa.console"),
-    ("evaluate/probes.py", "run_probes", "marketjepa.data.prepared"),
-    ("evaluate/probes.py", "run_probes", "marketjepa.data.windows"),
-    ("evaluate/probes.py", "run_probes", "marketjepa.evaluate"),
-    ("evaluate/probes.py", "run_probes", "marketjepa.evaluate.tables"),
-    ("evaluate/probes.py", "run_probes", "marketjepa.train.checkpoint"),
-    ("evaluate/probes.py", "run_probes", "torch"),
-}
 
 
 def _modules() -> list[tuple[str, ast.Module]]:
@@ -96,7 +81,7 @@ def test_no_module_imports_another_modules_private_names():
 
 
 def test_no_imports_inside_functions_in_train_evaluate_model():
-    allowed = set(ALLOWLIST) | TEMPORARY_ALLOWLIST
+    allowed = set(ALLOWLIST)
     bad, used = [], set()
     for rel, tree in _modules():
         if rel.split("/")[0] not in NO_FUNCTION_IMPORTS:

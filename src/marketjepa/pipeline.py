@@ -155,8 +155,7 @@ def run_stage(
 
 def resumable_pretrain(cfg: Config, run_dir: Path) -> bool:
     """Whether ``run_dir`` holds an unfinished pretrain's ``last.pt`` for this config."""
-    from marketjepa.train.checkpoint import checkpoint_path
-    from marketjepa.train.pretrain import same_pretrain_config
+    from marketjepa.train.checkpoint import checkpoint_path, same_pretrain_config
 
     last = checkpoint_path(run_dir, "last")
     if not last.exists():

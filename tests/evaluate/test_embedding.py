@@ -9,11 +9,10 @@ import torch
 from helpers.tiny import TINY_MODEL, ar1_features
 from marketjepa.config import load_config
 from marketjepa.data.windows import WindowDataset, WindowSpec
-from marketjepa.evaluate import diagnose
 from marketjepa.model import embedding
 from marketjepa.model.encoder import PatchEncoder
 from marketjepa.model.jepa import LeJEPA
-from marketjepa.train.pretrain import sigreg_view
+from marketjepa.model.sigreg import sigreg_view
 
 
 def _setup(sigreg_on: str = "pooled"):
@@ -26,15 +25,23 @@ def _setup(sigreg_on: str = "pooled"):
 
 
 @pytest.mark.parametrize("sigreg_on", ["pooled", "tokens"])
-def test_embed_windows_is_a_drop_in_for_diagnose(sigreg_on):
+def test_embed_windows_matches_one_full_batch_forward(sigreg_on):
+    """Batched, eval-mode, fp32 on CPU: the same rows as one forward pass over all windows."""
     cfg, spec, ds, starts = _setup(sigreg_on)
     torch.manual_seed(0)
     model = LeJEPA(3, spec, cfg.model, cfg.loss)
     pos = np.random.default_rng(1).integers(0, spec.context_patches, starts.size)
-    old = diagnose.embed_windows(model, ds, starts, pos, 16, True)
     new = embedding.embed_windows(model, ds, starts, pos, 16, True, token_view=sigreg_view)
-    for a, b in zip(old, new, strict=True):
-        np.testing.assert_array_equal(a, b)
+    model.eval()
+    with torch.no_grad():
+        pooled, tokens = model.embed(ds.context(starts))
+    want_sig = (
+        sigreg_view(tokens.reshape(-1, model.d_model), starts.size, torch.as_tensor(pos))
+        if sigreg_on == "tokens"
+        else pooled
+    )
+    np.testing.assert_allclose(new[0], pooled.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new[1], want_sig.numpy(), rtol=1e-5, atol=1e-6)
     if sigreg_on == "tokens":
         assert not np.array_equal(new[0], new[1])  # one token per window, not the pooled row
 

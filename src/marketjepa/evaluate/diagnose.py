@@ -33,8 +33,9 @@ from marketjepa.config import Config
 from marketjepa.console import stage_line
 from marketjepa.data.prepared import PreparedData
 from marketjepa.data.windows import WindowDataset, context_starts, even_subsample
-from marketjepa.device import autocast_ctx, resolve_device
+from marketjepa.device import resolve_device
 from marketjepa.model.collapse import SEVERITY, embedding_stats, sigreg_statistic, verdict
+from marketjepa.model.embedding import embed_windows
 from marketjepa.model.sigreg import (
     gaussian_expected_sigreg,
     null_expected_sigreg,
@@ -44,36 +45,6 @@ from marketjepa.model.sigreg import (
 from marketjepa.train.checkpoint import checkpoint_path, load_checkpoint, load_model
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
-
-
-@torch.no_grad()
-def embed_windows(
-    model: torch.nn.Module,
-    data: WindowDataset,
-    starts: np.ndarray,
-    token_pos: np.ndarray,
-    batch_size: int,
-    bf16: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(pooled [n, d], sigreg [n, d])`` float32 for context windows at ``starts``."""
-    model.eval()
-    d = model.d_model
-    if starts.size == 0:
-        return np.empty((0, d), np.float32), np.empty((0, d), np.float32)
-    per_token = model.loss_cfg.sigreg_on != "pooled"
-    pooled, sig = [], []
-    for i in range(0, starts.size, batch_size):
-        idx = slice(i, i + batch_size)
-        with autocast_ctx(data.device, bf16):
-            p, tokens = model.embed(data.context(starts[idx]))
-        p, tokens = p.float(), tokens.float()
-        pooled.append(p.cpu())
-        if per_token:
-            flat = tokens.reshape(-1, d)
-            sig.append(sigreg_view(flat, p.shape[0], torch.as_tensor(token_pos[idx])).cpu())
-        else:
-            sig.append(p.cpu())
-    return torch.cat(pooled).numpy(), torch.cat(sig).numpy()
 
 
 def _tensor_report(z: np.ndarray, cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
@@ -134,7 +105,9 @@ def diagnose_arrays(
         starts = context_starts(split, sid, spec, cfg.windows.stride, anchor_mask=has_label)
         starts = even_subsample(starts, cfg.eval.max_probe_windows)
         tok = token_positions(starts.size, spec.context_patches, cfg.eval.seed + sid)
-        pooled, sig = embed_windows(model, data, starts, tok, cfg.train.batch_size, cfg.train.bf16)
+        pooled, sig = embed_windows(
+            model, data, starts, tok, cfg.train.batch_size, cfg.train.bf16, token_view=sigreg_view
+        )
         per_token = model.loss_cfg.sigreg_on != "pooled"
         np.savez(
             out_dir / f"{name}.npz",

@@ -69,11 +69,7 @@ from marketjepa.train.batches import (
     needs_gap,
     plan_windows,
 )
-from marketjepa.train.checkpoint import (  # noqa: F401  (same_pretrain_config: pipeline's import)
-    Checkpoints,
-    TrainState,
-    same_pretrain_config,
-)
+from marketjepa.train.checkpoint import Checkpoints, TrainState
 from marketjepa.train.distributed import (
     DistEnv,
     broadcast_flag,
