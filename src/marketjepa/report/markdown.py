@@ -317,11 +317,11 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
             rows.append(
                 [
                     r["name"],
-                    pct(r.get("majority_rate")),
+                    pct(r.get("majority_accuracy")),
                     _pct_ci(r.get("accuracy"), r.get("accuracy_ci")),
                     _pct_ci(r.get("balanced_accuracy"), r.get("balanced_accuracy_ci")),
-                    _num_ci(r.get("bacc_lift"), r.get("bacc_lift_ci")),
-                    _pct_ci(r.get("dir_acc"), r.get("dir_acc_ci")),
+                    _num_ci(r.get("lift_balanced"), r.get("lift_balanced_ci")),
+                    _pct_ci(r.get("direction_accuracy"), r.get("direction_accuracy_ci")),
                     fmt(r.get("macro_f1")),
                     status,
                 ]
@@ -412,15 +412,15 @@ def _walk_forward(wf: dict | None) -> list[Any]:
     fold_ids = [f["fold"] for f in folds]
     rows = []
     for r in wf["rows"]:
-        per = {f["fold"]: f.get("dir_lift") for f in r.get("folds") or []}
+        per = {f["fold"]: f.get("lift_direction") for f in r.get("folds") or []}
         rows.append(
             [
                 r["name"],
                 sd(r, "balanced_accuracy", True),
-                sd(r, "dir_acc", True),
-                sd(r, "dir_lift", False),
+                sd(r, "direction_accuracy", True),
+                sd(r, "lift_direction", False),
                 *(fmt(per.get(k)) for k in fold_ids),
-                _num_ci(r.get("dir_lift_pooled"), r.get("dir_lift_pooled_ci")),
+                _num_ci(r.get("lift_direction_pooled"), r.get("lift_direction_pooled_ci")),
             ]
         )
     share, e = wf.get("select_share"), wf.get("embargo_days")

@@ -328,7 +328,7 @@ def lift_status(row: dict) -> tuple[str, str]:
     fake. Then the balanced-accuracy lift CI (vs 1/K), then the accuracy CI against the
     majority-class rate.
     """
-    dlift, dci = row.get("dir_lift"), row.get("dir_lift_ci")
+    dlift, dci = row.get("lift_direction"), row.get("lift_direction_ci")
     if dci and ok(dlift):
         ev = f"direction-accuracy lift {fmt(dlift)} CI {fmt_ci(dci)}"
         if dci[0] > 0:
@@ -336,7 +336,7 @@ def lift_status(row: dict) -> tuple[str, str]:
         if dci[1] < 0:
             return "BELOW", ev + " is below 0"
         return "NO LIFT", ev + " covers 0"
-    lift, ci = row.get("bacc_lift"), row.get("bacc_lift_ci")
+    lift, ci = row.get("lift_balanced"), row.get("lift_balanced_ci")
     if ci:
         ev = f"balanced-accuracy lift {fmt(lift)} CI {fmt_ci(ci)}"
         if ci[0] > 0:
@@ -344,7 +344,7 @@ def lift_status(row: dict) -> tuple[str, str]:
         if ci[1] < 0:
             return "BELOW", ev + " is below 0"
         return "NO LIFT", ev + " covers 0"
-    acc, aci, maj = row.get("accuracy"), row.get("accuracy_ci"), row.get("majority_rate")
+    acc, aci, maj = row.get("accuracy"), row.get("accuracy_ci"), row.get("majority_accuracy")
     if aci and ok(maj):
         ev = f"accuracy {pct(acc)} CI [{pct(aci[0])}, {pct(aci[1])}] vs majority rate {pct(maj)}"
         if aci[0] > maj:
@@ -374,12 +374,12 @@ def probe_lifts(summary: dict) -> list[Finding]:
                 v.status,
                 f"{r['name']}: {v.text}",
                 {
-                    "dir_lift": r.get("dir_lift"),
-                    "dir_lift_ci": r.get("dir_lift_ci"),
-                    "bacc_lift": r.get("bacc_lift"),
-                    "ci": r.get("bacc_lift_ci"),
+                    "lift_direction": r.get("lift_direction"),
+                    "lift_direction_ci": r.get("lift_direction_ci"),
+                    "lift_balanced": r.get("lift_balanced"),
+                    "ci": r.get("lift_balanced_ci"),
                     "accuracy": r.get("accuracy"),
-                    "majority_rate": r.get("majority_rate"),
+                    "majority_accuracy": r.get("majority_accuracy"),
                     "p": v.p,
                     "p_adj": v.p_adj,
                     "family_size": v.m,
@@ -406,7 +406,9 @@ def signal_present(summary: dict) -> Finding | None:
         return None
     lifted = [j for j in judged if j[1] == "LIFT"]
     if lifted:
-        r, _, ev = max(lifted, key=lambda j: j[0].get("dir_lift") or j[0]["bacc_lift"] or 0.0)
+        r, _, ev = max(
+            lifted, key=lambda j: j[0].get("lift_direction") or j[0]["lift_balanced"] or 0.0
+        )
         return _finding(
             "signal_present",
             "ok",
@@ -414,9 +416,9 @@ def signal_present(summary: dict) -> Finding | None:
             f"signal present: {r['name']} {ev}",
             {
                 "name": r["name"],
-                "dir_lift": r.get("dir_lift"),
-                "bacc_lift": r.get("bacc_lift"),
-                "ci": r.get("bacc_lift_ci"),
+                "lift_direction": r.get("lift_direction"),
+                "lift_balanced": r.get("lift_balanced"),
+                "ci": r.get("lift_balanced_ci"),
             },
             0.0,
         )
@@ -427,7 +429,7 @@ def signal_present(summary: dict) -> Finding | None:
             E.INSUFFICIENT,
             "cannot tell whether there is a directional signal: "
             + "; ".join(f"{r['name']} {ev}" for r, _, ev in judged[:1]),
-            {r["name"]: r.get("dir_lift") for r, _, _ in judged},
+            {r["name"]: r.get("lift_direction") for r, _, _ in judged},
             0.0,
         )
     evs = "; ".join(f"{r['name']} {ev}" for r, _, ev in judged)
@@ -436,7 +438,7 @@ def signal_present(summary: dict) -> Finding | None:
         "warning",
         "NO SIGNAL",
         f"no directional signal found even by the reference rows: {evs}",
-        {r["name"]: r.get("bacc_lift") for r, _, _ in judged},
+        {r["name"]: r.get("lift_balanced") for r, _, _ in judged},
         0.0,
     )
 
