@@ -4,6 +4,7 @@ Every real stage output is validated against its model in tests/test_end_to_end.
 (on the planted and null tiny runs the suite already makes)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -63,8 +64,12 @@ def test_write_then_read_keeps_numbers_and_their_types(tmp_path):
     assert result_dict(back) == on_disk
 
 
-def test_layout_table_lists_every_result_file_once():
+def test_layout_table_lists_every_result_file_and_docs_carry_the_current_copy():
     table = layout_table()
-    for rel, model, _ in RESULT_FILES.values():
-        assert table.count(f"/{rel}`") == 1
-        assert model.__name__ in table
+    for stage, (rel, model, _) in RESULT_FILES.items():
+        where = "data/prepared/<hash>" if stage == "prepare" else "runs/<run>"
+        assert table.count(f"| `{where}/{rel}` | `{model.__name__}` |") == 1
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    assert f"<!-- layout_table -->\n{table}\n<!-- /layout_table -->" in docs, (
+        "docs/architecture.md's run-directory table is stale: paste layout_table() there"
+    )

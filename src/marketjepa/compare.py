@@ -9,6 +9,7 @@ from rich.table import Table
 
 from marketjepa.config import read_config
 from marketjepa.errors import MarketJepaError
+from marketjepa.report.collect import collect_run, key_numbers
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -41,8 +42,6 @@ def _fmt(v: Any) -> str:
 
 
 def compare_runs(run_dirs: list[Path]) -> Table:
-    from marketjepa.report.collect import collect_run, key_numbers
-
     if len(run_dirs) < 2:
         raise MarketJepaError("compare needs at least two run directories")
     for r in run_dirs:

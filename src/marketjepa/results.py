@@ -499,10 +499,33 @@ def write_result(path: str | Path, result: BaseModel) -> None:
     write_json(Path(path), result_dict(result))
 
 
+# The other files of a run directory and the data folders (no model: not JSON results)
+OTHER_FILES: tuple[tuple[str, str], ...] = (
+    ("runs/<run>/config.yaml", "fully resolved configuration"),
+    (
+        "runs/<run>/manifest.json",
+        "package version, git commit, torch version, device, seeds, inputs",
+    ),
+    ("runs/<run>/stages.json", "per-stage config hash and timing (what `run` skips)"),
+    ("runs/<run>/metrics.csv, tb/", "per-epoch losses and diagnostics (TensorBoard)"),
+    ("runs/<run>/checkpoints/{last,best}.pt", "model, optimizer and trainer state"),
+    ("runs/<run>/embeddings/{train,val,test}.npz", "pooled and SIGReg tensors, anchors"),
+    ("runs/<run>/representations/<name>.npz", "every probed representation (policy input)"),
+    ("runs/<run>/policy/signals.parquet", "row, ts, split, representation, signal"),
+    ("runs/<run>/backtest/{trades,equity}.parquet", "every strategy's trades and equity"),
+    ("runs/<run>/walkforward/", "walkforward.json, folds.csv, equity.csv, trades.csv, fold_k/"),
+    ("runs/<run>/plots/*.png, report.md, report.html", "the report"),
+    ("data/raw/synthetic/<hash>/", "the synthetic market's raw files (+ truth/ for oracles)"),
+    ("data/prepared/<hash>/", "dataset.parquet, normalization.json, option_bars.parquet"),
+)
+
+
 def layout_table() -> str:
-    """The run directory's result files as a Markdown table (pasted into the docs)."""
-    lines = ["| stage | file | model | holds |", "|---|---|---|---|"]
+    """The run directory and data folders as one Markdown table (pasted into
+    docs/architecture.md): the result files with their model, then the other files."""
+    lines = ["| file | model | holds |", "|---|---|---|"]
     for stage, (rel, model, what) in RESULT_FILES.items():
         where = f"data/prepared/<hash>/{rel}" if stage == "prepare" else f"runs/<run>/{rel}"
-        lines.append(f"| {stage} | `{where}` | `{model.__name__}` | {what} |")
+        lines.append(f"| `{where}` | `{model.__name__}` | {stage}: {what} |")
+    lines += [f"| `{path}` | – | {what} |" for path, what in OTHER_FILES]
     return "\n".join(lines)

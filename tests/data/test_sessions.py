@@ -286,11 +286,12 @@ def test_cmes_session_opens_the_evening_before_its_date(tmp_path):
 def test_report_data_section_shows_raw_filled_dropped_minutes_and_test_filled_share(tmp_path):
     from marketjepa.report.collect import _data_section
     from marketjepa.report.markdown import _data
+    from marketjepa.results import PreparedManifest
 
     _write(tmp_path, DAYS, {DAYS[9]: set(range(NOON)), DAYS[4]: {100, 101}})
     cfg = files_cfg(tmp_path)
     manifest = build_prepared(cfg, ingest(cfg, progress=False)).manifest
-    d = _data_section(cfg.to_dict(), manifest, tmp_path)
+    d = _data_section(cfg.to_dict(), PreparedManifest.model_validate(manifest), tmp_path)
     assert (d["raw_minutes"], d["filled_minutes"]) == (9 * 390 - 2, 2)
     assert d["dropped_sessions"] == 1 and d["dropped_minutes"] == 390 - NOON
     rows = {r[0]: r[1] for r in _data({"data": d}).blocks[0].rows}

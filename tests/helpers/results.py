@@ -34,7 +34,7 @@ def prepared_manifest_dict(**over: Any) -> dict[str, Any]:
         "bars_outside_session": 2890,
         "filled_minutes": 0,
         "rows": 19110,
-        "n_days": 49,
+        "n_days": 50,
         "repairs": {"filled_minutes": 0, "zero_volume_bars": 0},
         "calendar": "XNYS",
         "raw_minutes": 19110,
@@ -346,6 +346,29 @@ def strategy_metrics(
         "signals_dropped_at_session_end": 0,
         "exit_reasons": {"time": n_trades, "close": 0, "stop": 0, "target": 0},
     } | over
+
+
+def random_baseline_metrics(
+    total_return: float, n_trades: float, sharpe: float, **over: Any
+) -> dict[str, Any]:
+    """Random entries' metrics: each a mean over seeds, p05/p95 equal to it unless given."""
+    means = {
+        "total_return": total_return,
+        "net_pnl": total_return * 10_000,
+        "n_trades": n_trades,
+        "win_rate": 0.4,
+        "sharpe": sharpe,
+        "sortino": sharpe,
+        "max_drawdown": 0.05,
+        "psr": 0.3,
+        "dsr": 0.01,
+        "call_share": 0.5,
+        "exposure": 0.15,
+    }
+    body: dict[str, Any] = {"n_seeds": 5}
+    for k, v in means.items():
+        body |= {k: v, f"{k}_p05": v, f"{k}_p95": v}
+    return body | over
 
 
 def attribution(net: float, costs: float = 40.0) -> dict[str, float]:

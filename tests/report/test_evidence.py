@@ -13,6 +13,7 @@ from marketjepa.report import evidence as E
 from marketjepa.report import rules as R
 from marketjepa.report.build import headline
 from marketjepa.report.collect import _probes_section
+from marketjepa.results import ProbeTable
 from marketjepa.trading import metrics as M
 
 EV = EvalConfig(bootstrap_samples=100, bootstrap_block_days=5)
@@ -92,12 +93,17 @@ def _run_probes(test_days: int, seed: int = 3) -> dict:
         "ci_level": EV.ci_level,
         "bootstrap": {"block_days": EV.bootstrap_block_days, "samples": EV.bootstrap_samples},
         **table,
+        "supervised_history": [],
+        "notes": [],
+        "seconds": 0.0,
     }
 
 
 @pytest.mark.parametrize("test_days", [1, 2, 5])
 def test_short_test_sets_say_insufficient_evidence_never_yes(test_days):
-    s = summary(probes=_probes_section(_run_probes(test_days)), run_dir="run")
+    s = summary(
+        probes=_probes_section(ProbeTable.model_validate(_run_probes(test_days))), run_dir="run"
+    )
     findings = R.evaluate(s)
     edge = next(x for x in headline(s, findings) if x.startswith("Directional edge"))
     assert edge.startswith("Directional edge: INSUFFICIENT EVIDENCE"), edge
@@ -111,7 +117,7 @@ def test_short_test_sets_say_insufficient_evidence_never_yes(test_days):
 
 def test_enough_test_days_find_the_planted_edge():
     # The control that makes the test above meaningful: same market, 30 test days.
-    s = summary(probes=_probes_section(_run_probes(30)), run_dir="run")
+    s = summary(probes=_probes_section(ProbeTable.model_validate(_run_probes(30))), run_dir="run")
     edge = next(x for x in headline(s) if x.startswith("Directional edge"))
     assert edge.startswith("Directional edge: yes") and "Holm-adjusted" in edge
     assert "directional return (t-test over 30 test days)" in edge, edge
@@ -148,8 +154,8 @@ def test_zero_width_ci_never_beats():
 
 def test_one_sided_predictor_has_no_measured_direction_lift():
     row = prow("lejepa", 0.40) | {
-        "dir_lift": 0.0,
-        "dir_lift_ci": [0.0, 0.0],
+        "lift_direction": 0.0,
+        "lift_direction_ci": [0.0, 0.0],
         "confusion": [[500, 80, 0], [40, 60, 0], [50, 70, 0]],
     }
     s = _gated(rows=[row])
@@ -164,8 +170,8 @@ def test_one_chance_reference_lift_is_not_a_signal_after_holm():
     # p < 0.01 for the smallest: no LIFT, no "signal present".
     def drow(name, lift, half):
         return prow(name, 0.34, 0.02) | {
-            "dir_lift": lift,
-            "dir_lift_ci": [lift - half, lift + half],
+            "lift_direction": lift,
+            "lift_direction_ci": [lift - half, lift + half],
         }
 
     rows = [
@@ -236,7 +242,7 @@ def test_direction_accuracy_ci_above_0_is_no_lift_when_the_directional_return_is
     def row(name, dir_return):
         r = prow(name, 0.40)
         ret = {"n_days": 19, "df": 18, "active_days": 19, **dir_return}
-        return r | {"dir_lift": 0.137, "dir_lift_ci": [0.112, 0.177], "dir_return": ret}
+        return r | {"lift_direction": 0.137, "lift_direction_ci": [0.112, 0.177], "dir_return": ret}
 
     null = {"estimate": 0.01, "se": 0.02, "p_value": 0.62, "ci": [-0.032, 0.052]}
     edge = {"estimate": 0.12, "se": 0.02, "p_value": 1e-5, "ci": [0.078, 0.162]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 from datetime import date
 from html.parser import HTMLParser
@@ -15,6 +16,7 @@ import polars as pl
 import pytest
 from matplotlib import image as mpimg
 
+import helpers.results as R
 from marketjepa.config import load_config
 from marketjepa.errors import DataValidationError, MarketJepaError
 from marketjepa.report.build import build_report, headline
@@ -47,359 +49,208 @@ def make_run(
     dsr: float = 0.42,
     total_return: float = 0.031,
 ) -> Path:
-    """A small run directory with every artifact the report reads."""
+    """A small run directory with every result file the report reads (built by
+    tests/helpers/results.py, so each file matches its model in marketjepa.results)."""
     cfg = load_config("tiny", overrides=[f"synth.signal={signal}", "train.epochs=4"])
     run = root / "runs" / "20240101-000000-tiny"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(cfg.to_yaml())
     prep = root / "data" / "prepared" / "abc123"
+    _write(prep / "manifest.json", R.prepared_manifest_dict())
     _write(
-        prep / "manifest.json",
-        {
-            "config_hash": "abc123",
-            "date_start": "2022-01-03",
-            "date_end": "2022-03-15",
-            "bars_total": 22000,
-            "bars_after_filter": 19110,
-            "days": {"train": 34, "val": 7, "test": 7, "embargo": 2},
-            "class_rates": {
-                "train": {"HOLD": 0.84, "BUY_CALL": 0.08, "BUY_PUT": 0.08},
-                "test": {"HOLD": 0.83, "BUY_CALL": 0.09, "BUY_PUT": 0.08},
-            },
-            "feature_names": [f"f{i}" for i in range(23)],
-        },
+        run / "manifest.json", {"marketjepa_version": "0.1.0", "inputs": {"prepared": str(prep)}}
     )
-    _write(run / "manifest.json", {"marketjepa_version": "0.1.0", "prepared_dir": str(prep)})
     rng = np.random.default_rng(0)
     if "pretrain" in stages:
-        n = 4
-        ep = np.arange(1, n + 1)
-        cols = {
-            "epoch": ep,
-            "step": ep * 20,
-            "train_loss": 3.0 / ep,
-            "train_pred": 1.0 / ep,
-            "train_sigreg": 2.0 / ep,
-            "val_loss": 3.2 / ep,
-            "val_pred": 1.1 / ep,
-            "val_sigreg": 2.1 / ep,
-            "lr": np.full(n, 1e-3),
-            "latent_acc": np.array([0.50, 0.55, 0.58, 0.60]),
-            "latent_share": np.array([0.6, 0.65, 0.7, 0.72]),
-            "seconds": np.full(n, 1.5),
-        }
-        for t in ("sig", "probe"):
-            cols |= {
-                f"{t}_dim_var_mean": np.full(n, 0.9),
-                f"{t}_dim_var_std": np.full(n, 0.3),
-                f"{t}_dim_var_min": np.full(n, 0.2),
-                f"{t}_mean_sq_norm": np.full(n, 28.8),
-                f"{t}_norm_var": np.array([0.7, 0.8, 0.9, 0.95]),
-                f"{t}_rankme": np.array([10.0, 14.0, 18.0, 20.0]),
-                f"{t}_rankme_ratio": np.array([10.0, 14.0, 18.0, 20.0]) / 32,
-                f"{t}_dead_dims": np.zeros(n),
-            }
-        pl.DataFrame(cols).write_csv(run / "metrics.csv")
-        _write(run / "pretrain.json", {"status": "completed", "epochs_run": 4, "best_epoch": 3})
+        _write_metrics_csv(run)
+        _write(run / "pretrain.json", R.pretrain_dict())
     if "diagnose" in stages:
-        # Layout of evaluate/diagnose.py: per-split reports per tensor, verdict on held-out.
         spec = np.sort(rng.exponential(1.0, 32))[::-1]
-        t = {
-            "n": 500,
-            "d": 32,
-            "dim_var_mean": 0.9,
-            "dim_var_std": 0.3,
-            "dim_var_min": 0.2,
-            "mean_sq_norm": 28.8,
-            "norm_var": 0.95,
-            "rankme": 20.0,
-            "rankme_ratio": 0.625,
-            "dead_dims": 0,
-            "spectrum": (spec / spec.sum()).tolist(),
-            "sigreg_heldout": 1.7,
-        }
-        verdict = {
-            "status": "HEALTHY",
-            "reasons": ["probe tensor: rankme_ratio 0.625 >= 0.25"],
-            "thresholds": {"healthy_rankme_ratio": 0.25, "collapsed_rankme_ratio": 0.05},
-        }
+        reasons = ["probe tensor: rankme_ratio 0.625 >= 0.25"]
         _write(
             run / "diagnostics.json",
-            {
-                "checkpoint": "best",
-                "heldout_split": "test",
-                "splits": {"val": {"probe": t, "sigreg": t}, "test": {"probe": t, "sigreg": t}},
-                "verdict": verdict,
-            },
+            R.diagnostics_dict((spec / spec.sum()).tolist(), reasons=reasons),
         )
     if "probe" in stages:
-        # Layout of evaluate/probes.py: "representation", point values, "ci": {metric: [lo, hi]}.
-        def row(name, bacc, half=0.02, acc=0.6):
-            return {
-                "representation": name,
-                "accuracy": acc,
-                "balanced_accuracy": bacc,
-                "macro_f1": bacc - 0.05,
-                "majority_accuracy": 0.83,
-                "lift_accuracy": acc - 0.83,
-                "lift_balanced": bacc - 1 / 3,
-                "confusion": [[500, 40, 45], [30, 20, 5], [28, 4, 22]],
-                "ci": {
-                    "accuracy": [acc - 0.03, acc + 0.03],
-                    "balanced_accuracy": [bacc - half, bacc + half],
-                    "lift_balanced": [bacc - half - 1 / 3, bacc + half - 1 / 3],
-                },
-            }
-
-        strong = signal > 0
-        _write(
-            run / "probes.json",
-            {
-                "evaluated_on": "test",
-                "classification": [
-                    row("majority", 1 / 3, 0.0, 0.83),
-                    row("lejepa", 0.40 if strong else 0.335),
-                    row("raw_window", 0.45 if strong else 0.333),
-                    row("random_init", 0.36 if strong else 0.33),
-                    row("supervised", 0.41 if strong else 0.334),
-                    row("lejepa_finetuned", 0.43 if strong else 0.335),
-                    row("oracle_latent", 0.60 if strong else 0.334),
-                ],
-                "regression": [
-                    {
-                        "representation": "lejepa",
-                        "target": "fwd_rv",
-                        "metric": "r2",
-                        "value": 0.3,
-                        "ci": {"r2": [0.25, 0.35]},
-                    },
-                    {
-                        "representation": "har_rv",
-                        "target": "fwd_rv",
-                        "metric": "r2",
-                        "value": 0.32,
-                        "ci": {"r2": [0.28, 0.36]},
-                    },
-                    {
-                        "representation": "lejepa",
-                        "target": "fwd_ret",
-                        "metric": "ic",
-                        "value": 0.01,
-                        "ci": {"ic": [-0.02, 0.04]},
-                    },
-                ],
-                "latent": [
-                    {
-                        "representation": "lejepa",
-                        "accuracy": 0.6,
-                        "share_of_filter": 0.72,
-                        "ci": {"accuracy": [0.55, 0.65], "share_of_filter": [0.6, 0.8]},
-                    }
-                ],
-                "paired_tests": [
-                    {
-                        "a": "lejepa",
-                        "b": "raw_window",
-                        "metric": "balanced_accuracy",
-                        "difference": -0.05 if strong else 0.002,
-                        "ci": [-0.07, -0.03] if strong else [-0.02, 0.02],
-                    },
-                    {
-                        "a": "lejepa_finetuned",
-                        "b": "supervised",
-                        "metric": "balanced_accuracy",
-                        "difference": 0.02,
-                        "ci": [-0.01, 0.05],
-                    },
-                ],
-                "walk_forward": {
-                    "n_folds": 2,
-                    "embargo_days": 1,
-                    "select_share": 0.15,
-                    "folds": [
-                        {
-                            "fold": 1,
-                            "days": [17, 32],
-                            "dates": ["2024-01-25", "2024-02-15"],
-                            "n_rows": 300,
-                        },
-                        {
-                            "fold": 2,
-                            "days": [33, 49],
-                            "dates": ["2024-02-16", "2024-03-11"],
-                            "n_rows": 320,
-                        },
-                    ],
-                    "representations": {
-                        name: {
-                            "folds": [
-                                {
-                                    "fold": k,
-                                    "days": d,
-                                    "n_rows": n,
-                                    "balanced_accuracy": b,
-                                    "lift_balanced": b - 1 / 3,
-                                    "direction_accuracy": 0.5 + lift,
-                                    "lift_direction": lift,
-                                }
-                                for k, d, n, b, lift in (
-                                    (1, [17, 32], 300, 0.40, 0.061),
-                                    (2, [33, 49], 320, 0.42, 0.043),
-                                )
-                            ],
-                            "mean": {
-                                "balanced_accuracy": 0.41,
-                                "lift_balanced": 0.41 - 1 / 3,
-                                "direction_accuracy": 0.552,
-                                "lift_direction": 0.052,
-                            },
-                            "pooled": {
-                                "lift_direction": 0.051,
-                                "ci": {"lift_direction": [-0.012, 0.118]},
-                            },
-                            "std": {
-                                "balanced_accuracy": 0.014,
-                                "lift_balanced": 0.014,
-                                "direction_accuracy": 0.0127,
-                                "lift_direction": 0.0127,
-                            },
-                        }
-                        for name in ("lejepa", "raw_window")
-                    },
-                    "note": "all probed rows",
-                },
-            },
-        )
+        _write(run / "probes.json", _probe_table(signal > 0))
     if "policy" in stages:
-        # Layout of trading/policy.py: one fitted policy per representation.
-        rates = {"hold": 0.84, "call": 0.08, "put": 0.08}
-        cls = {
-            s: {
-                "n": 100,
-                "accuracy": 0.8,
-                "balanced_accuracy": 0.38,
-                "true_rates": rates,
-                "pred_rates": {"hold": 0.9, "call": 0.06, "put": 0.04},
-            }
-            for s in ("train", "val", "test")
-        }
-        info = {
-            "kind": "classifier",
-            "classification": cls,
-            "n_trials": 12,
-            "signal_rates": {
-                "train": {"call": 0.05, "put": 0.03},
-                "val": {"call": 0.05, "put": 0.03},
-                "test": {"call": 0.05, "put": 0.03},
-            },
-            "warnings": [],
-        }
-        _write(
-            run / "policy" / "policy.json",
-            {
-                "kind": "classifier",
-                "head": "logistic",
-                "thresholds_chosen_on": "val",
-                "evaluated_on": "test",
-                "order": ["lejepa", "raw_window"],
-                "representations": {"lejepa": info, "raw_window": info},
-                "warnings": [],
-                "n_trials_total": 24,
-            },
-        )
+        _write(run / "policy" / "policy.json", _policy())
     if "backtest" in stages:
-        # Layout of trading/backtest.py: every strategy in one trades/equity file.
-        n = 40
-        under = rng.normal(1.0, 5.0, n)
-        theta, vega, cost = np.full(n, -1.5), rng.normal(0, 0.5, n), np.full(n, 3.4)
-        gross = under + theta + vega
-        pnl = gross - cost
-        frames = []
-        for strat, scale in (("lejepa", 1.0), ("always_call", 2.0)):
-            frames.append(
-                pl.DataFrame(
-                    {
-                        "strategy": [strat] * n,
-                        "side": np.where(np.arange(n) % 3 == 0, "PUT", "CALL"),
-                        "entry_ts": np.arange(n, dtype=np.int64) * 60_000_000_000,
-                        "gross_pnl": scale * gross,
-                        "pnl_delta": scale * under,
-                        "pnl_theta": theta,
-                        "pnl_vega": vega,
-                        "cost_total": cost,
-                        "net_pnl": scale * gross - cost,
-                    }
-                )
-            )
-        (run / "backtest").mkdir()
-        pl.concat(frames).write_parquet(run / "backtest" / "trades.parquet")
-        eq = 10_000 + np.cumsum(pnl)
-        days = pl.date_range(date(2022, 1, 3), date(2022, 2, 11), eager=True)[:n]
+        _write_backtest(run, rng, dsr, total_return)
+    return run
+
+
+def _write_metrics_csv(run: Path) -> None:
+    n = 4
+    ep = np.arange(1, n + 1)
+    cols = {
+        "epoch": ep,
+        "step": ep * 20,
+        "train_loss": 3.0 / ep,
+        "train_pred": 1.0 / ep,
+        "train_sigreg": 2.0 / ep,
+        "val_loss": 3.2 / ep,
+        "val_pred": 1.1 / ep,
+        "val_sigreg": 2.1 / ep,
+        "lr": np.full(n, 1e-3),
+        "latent_acc": np.array([0.50, 0.55, 0.58, 0.60]),
+        "latent_share": np.array([0.6, 0.65, 0.7, 0.72]),
+        "seconds": np.full(n, 1.5),
+    }
+    for t in ("sig", "probe"):
+        cols |= {
+            f"{t}_dim_var_mean": np.full(n, 0.9),
+            f"{t}_dim_var_std": np.full(n, 0.3),
+            f"{t}_dim_var_min": np.full(n, 0.2),
+            f"{t}_mean_sq_norm": np.full(n, 28.8),
+            f"{t}_norm_var": np.array([0.7, 0.8, 0.9, 0.95]),
+            f"{t}_rankme": np.array([10.0, 14.0, 18.0, 20.0]),
+            f"{t}_rankme_ratio": np.array([10.0, 14.0, 18.0, 20.0]) / 32,
+            f"{t}_dead_dims": np.zeros(n),
+        }
+    pl.DataFrame(cols).write_csv(run / "metrics.csv")
+
+
+def _walk_forward() -> dict:
+    """Two folds; lejepa and raw_window with the same per-fold scores."""
+    spans = (
+        (1, [17, 32], 300, ["2024-01-25", "2024-02-15"]),
+        (2, [33, 49], 320, ["2024-02-16", "2024-03-11"]),
+    )
+    folds = [
+        {"fold": k, "fit_days": [0, d[0] - 3], "select_days": [d[0] - 2, d[0] - 2], "days": d}
+        | {"n_fit": 1000, "n_select": 100, "n_rows": n, "dates": dates}
+        for k, d, n, dates in spans
+    ]
+    per_fold = [
+        {"fold": k, "days": d, "n_rows": n, "C": 1.0, "balanced_accuracy": b}
+        | {"lift_balanced": b - 1 / 3, "direction_accuracy": 0.5 + lift, "lift_direction": lift}
+        for (k, d, n, _), b, lift in zip(spans, (0.40, 0.42), (0.061, 0.043), strict=True)
+    ]
+    rep = {
+        "folds": per_fold,
+        "mean": {"balanced_accuracy": 0.41, "lift_balanced": 0.41 - 1 / 3}
+        | {"direction_accuracy": 0.552, "lift_direction": 0.052},
+        "pooled": {"lift_direction": 0.051, "ci": {"lift_direction": [-0.012, 0.118]}},
+        "std": {"balanced_accuracy": 0.014, "lift_balanced": 0.014}
+        | {"direction_accuracy": 0.0127, "lift_direction": 0.0127},
+    }
+    return {
+        "n_folds": 2,
+        "embargo_days": 1,
+        "select_share": 0.15,
+        "selected_by": "balanced_accuracy",
+        "folds": folds,
+        "representations": {"lejepa": rep, "raw_window": rep},
+        "note": "all probed rows",
+    }
+
+
+def _probe_table(strong: bool) -> dict:
+    """probes.json: direction not measured (nan), as for a majority row."""
+
+    def row(name, bacc, half=0.02, acc=0.6):
+        return R.classification_row(name, bacc, half, acc, dir_acc=math.nan, dir_half=math.nan)
+
+    return R.probe_table_dict(
+        classification=[
+            row("majority", 1 / 3, 0.0, 0.83),
+            row("lejepa", 0.40 if strong else 0.335),
+            row("raw_window", 0.45 if strong else 0.333),
+            row("random_init", 0.36 if strong else 0.33),
+            row("supervised", 0.41 if strong else 0.334),
+            row("lejepa_finetuned", 0.43 if strong else 0.335),
+            row("oracle_latent", 0.60 if strong else 0.334),
+        ],
+        regression=[
+            R.regression_row("lejepa", "fwd_rv", "r2", 0.3),
+            R.regression_row("har_rv", "fwd_rv", "r2", 0.32, 0.04),
+            R.regression_row("lejepa", "fwd_ret", "ic", 0.01, 0.03),
+        ],
+        latent=[
+            R.latent_row("lejepa", 0.6, 0.72)
+            | {"ci": {"accuracy": [0.55, 0.65], "share_of_filter": [0.6, 0.8]}}
+        ],
+        paired_tests=[
+            R.paired_test("lejepa", "raw_window", -0.05 if strong else 0.002)
+            | {"ci": [-0.07, -0.03] if strong else [-0.02, 0.02]},
+            R.paired_test("lejepa_finetuned", "supervised", 0.02, 0.03),
+        ],
+        walk_forward=_walk_forward(),
+        # enough test days and rows for the evidence gates (report/evidence.py)
+        n_rows={"train": 4000, "val": 900, "test": 1800},
+        n_days={"train": 34, "val": 7, "test": 30},
+    )
+
+
+def _policy() -> dict:
+    """policy.json: the same classifier policy on lejepa and raw_window."""
+    rates = {"hold": 0.84, "call": 0.08, "put": 0.08}
+    split = {"n": 100, "accuracy": 0.8, "balanced_accuracy": 0.38, "true_rates": rates}
+    split |= {"pred_rates": {"hold": 0.9, "call": 0.06, "put": 0.04}}
+    info = R.representation_policy(
+        classification={s: split for s in ("train", "val", "test")},
+        n_trials=12,
+        signal_rates={s: {"call": 0.05, "put": 0.03} for s in ("train", "val", "test")},
+    )
+    return R.policy_dict(
+        ("lejepa", "raw_window"),
+        representations={"lejepa": info, "raw_window": info},
+        n_trials_total=24,
+    )
+
+
+def _write_backtest(run: Path, rng: np.random.Generator, dsr: float, total_return: float) -> None:
+    """Every strategy in one trades file, lejepa's equity, and metrics.json."""
+    n = 40
+    under = rng.normal(1.0, 5.0, n)
+    theta, vega, cost = np.full(n, -1.5), rng.normal(0, 0.5, n), np.full(n, 3.4)
+    gross = under + theta + vega
+    pnl = gross - cost
+    side = np.where(np.arange(n) % 3 == 0, "PUT", "CALL")
+    frames = [
         pl.DataFrame(
             {
-                "strategy": ["lejepa"] * n,
-                "date": days,
-                "equity": eq,
-                "drawdown": 1 - eq / np.maximum.accumulate(eq),
+                "strategy": [strat] * n,
+                "side": side,
+                "right": np.where(side == "PUT", "P", "C"),
+                "entry_ts": np.arange(n, dtype=np.int64) * 60_000_000_000,
+                "gross_pnl": scale * gross,
+                "pnl_delta": scale * under,
+                "pnl_theta": theta,
+                "pnl_vega": vega,
+                "cost_total": cost,
+                "net_pnl": scale * gross - cost,
             }
-        ).write_parquet(run / "backtest" / "equity.parquet")
-        lejepa = {
-            "total_return": total_return,
-            "net_pnl": float(pnl.sum()),
-            "n_trades": n,
-            "win_rate": 0.45,
-            "call_share": 26 / 40,
-            "put_share": 14 / 40,
-            "sharpe": 0.8,
-            "sharpe_ci_low": -1.2,
-            "sharpe_ci_high": 2.6,
-            "sortino": 1.1,
-            "max_drawdown": 0.02,
-            "psr": 0.7,
-            "n_trials": 12,
-            "dsr": dsr,
-        }
-        _write(
-            run / "backtest" / "metrics.json",
-            {
-                "evaluated_on": "test",
-                "pricing_mode": "surface",
-                "prices_modeled": True,
-                "n_trials": 24,
-                "strategies": {
-                    "lejepa": lejepa,
-                    "always_call": {
-                        "total_return": -0.05,
-                        "n_trades": n,
-                        "sharpe": -1.0,
-                        "sharpe_ci_low": -2.0,
-                        "sharpe_ci_high": 0.1,
-                        "dsr": 0.01,
-                    },
-                    "random": {
-                        "n_seeds": 5,
-                        "total_return": -0.04,
-                        "n_trades": n,
-                        "sharpe": -0.9,
-                        "sharpe_p05": -2.5,
-                        "sharpe_p95": 0.6,
-                    },
-                },
-                "attribution": {
-                    "lejepa": {
-                        "gross_pnl": float(gross.sum()),
-                        "pnl_delta": float(under.sum()),
-                        "pnl_gamma": 0.0,
-                        "pnl_underlying": float(under.sum()),
-                        "pnl_theta": float(theta.sum()),
-                        "pnl_vega": float(vega.sum()),
-                        "cost_total": float(cost.sum()),
-                        "net_pnl": float(pnl.sum()),
-                    },
-                },
-            },
         )
-    return run
+        for strat, scale in (("lejepa", 1.0), ("always_call", 2.0))
+    ]
+    (run / "backtest").mkdir()
+    pl.concat(frames).write_parquet(run / "backtest" / "trades.parquet")
+    eq = 10_000 + np.cumsum(pnl)
+    days = pl.date_range(date(2022, 1, 3), date(2022, 2, 11), eager=True)[:n]
+    pl.DataFrame(
+        {
+            "strategy": ["lejepa"] * n,
+            "date": days,
+            "equity": eq,
+            "drawdown": 1 - eq / np.maximum.accumulate(eq),
+        }
+    ).write_parquet(run / "backtest" / "equity.parquet")
+    lejepa = R.strategy_metrics(total_return, n, 0.8, dsr, net_pnl=float(pnl.sum()))
+    lejepa |= {"win_rate": 0.45, "call_share": 26 / 40, "put_share": 14 / 40, "sortino": 1.1}
+    lejepa |= {"sharpe_ci_low": -1.2, "sharpe_ci_high": 2.6, "psr": 0.7, "n_trials": 12}
+    always_call = R.strategy_metrics(-0.05, n, -1.0, 0.01, sharpe_ci_low=-2.0, sharpe_ci_high=0.1)
+    random = R.random_baseline_metrics(-0.04, n, -0.9, sharpe_p05=-2.5, sharpe_p95=0.6)
+    attribution = R.attribution(float(pnl.sum()), float(cost.sum()))
+    attribution |= {"gross_pnl": float(gross.sum()), "pnl_delta": float(under.sum())}
+    attribution |= {"pnl_underlying": float(under.sum()), "pnl_gamma": 0.0}
+    attribution |= {"pnl_theta": float(theta.sum()), "pnl_vega": float(vega.sum())}
+    body = R.backtest_dict(
+        {"lejepa": lejepa, "always_call": always_call, "random": random}, n_trials=24, days=30
+    )
+    body["attribution"] = {"lejepa": attribution}
+    _write(run / "backtest" / "metrics.json", body)
 
 
 class _Checker(HTMLParser):
@@ -526,10 +377,10 @@ def test_collect_normalizes_and_is_json_serializable(tmp_path):
     assert s["data"]["class_rates"]["test"]["BUY_CALL"] == 0.09
     rows = {r["name"]: r for r in s["probes"]["classification"]}
     assert rows["lejepa"]["accuracy_ci"] == pytest.approx([0.57, 0.63])
-    assert rows["lejepa"]["bacc_lift"] == pytest.approx(0.40 - 1 / 3)
-    assert rows["lejepa"]["bacc_lift_ci"] == pytest.approx([0.38 - 1 / 3, 0.42 - 1 / 3])
+    assert rows["lejepa"]["lift_balanced"] == pytest.approx(0.40 - 1 / 3)
+    assert rows["lejepa"]["lift_balanced_ci"] == pytest.approx([0.38 - 1 / 3, 0.42 - 1 / 3])
     assert rows["oracle_latent"]["kind"] == "oracle" and rows["lejepa"]["kind"] == "encoder"
-    assert rows["lejepa"]["majority_rate"] == 0.83
+    assert rows["lejepa"]["majority_accuracy"] == 0.83
     reg = {(r["name"], r["target"]): r for r in s["probes"]["regression"]}
     assert reg[("lejepa", "fwd_rv")]["r2_ci"] == [0.25, 0.35]
     assert reg[("lejepa", "fwd_ret")]["ic"] == 0.01
@@ -541,10 +392,13 @@ def test_collect_normalizes_and_is_json_serializable(tmp_path):
     wf = s["probes"]["walk_forward"]
     assert wf["n_folds"] == 2 and wf["folds"][1]["dates"] == ["2024-02-16", "2024-03-11"]
     wf_rows = {r["name"]: r for r in wf["rows"]}
-    assert wf_rows["lejepa"]["dir_lift"] == 0.052 and wf_rows["lejepa"]["dir_lift_std"] == 0.0127
-    assert [f["dir_lift"] for f in wf_rows["raw_window"]["folds"]] == [0.061, 0.043]
+    assert (
+        wf_rows["lejepa"]["lift_direction"] == 0.052
+        and wf_rows["lejepa"]["lift_direction_std"] == 0.0127
+    )
+    assert [f["lift_direction"] for f in wf_rows["raw_window"]["folds"]] == [0.061, 0.043]
     assert wf_rows["raw_window"]["kind"] == "baseline"
-    assert wf_rows["lejepa"]["dir_lift_pooled_ci"] == [-0.012, 0.118]
+    assert wf_rows["lejepa"]["lift_direction_pooled_ci"] == [-0.012, 0.118]
     d = s["diagnostics"]
     assert d["verdict"] == "HEALTHY" and d["heldout_sigreg"] == 1.7 and d["heldout_split"] == "test"
     assert d["tensors"]["probe"]["rankme_ratio"] == 0.625
@@ -567,51 +421,15 @@ def test_collect_normalizes_and_is_json_serializable(tmp_path):
     assert max(bt["equity"]["drawdown"]) <= 0 and bt["equity"]["t"][0] == "2022-01-03"
 
 
-def test_collect_accepts_flat_layouts(tmp_path):
-    """Alternative layouts (dict-keyed rows, _lo/_hi, {value, ci}) normalize the same way."""
-    run = make_run(tmp_path, stages=())
-    _write(
-        run / "probes.json",
-        {
-            "classification": {
-                "lejepa": {
-                    "accuracy": {"value": 0.6, "ci": [0.57, 0.63]},
-                    "balanced_accuracy": 0.4,
-                    "balanced_accuracy_lo": 0.38,
-                    "balanced_accuracy_hi": 0.42,
-                },
-            },
-            "paired": [{"a": "lejepa", "b": "raw_window", "diff": 0.01, "lo": -0.01, "hi": 0.03}],
-        },
-    )
-    (run / "backtest").mkdir()
-    _write(
-        run / "backtest" / "metrics.json",
-        {
-            "evaluated_on": "val",
-            "pricing": "bars",
-            "strategy": {"total_return": 0.1, "dsr": 0.5},
-            "attribution": {"underlying": 10.0, "theta": -4.0, "vega": 1.0, "costs": -3.0},
-        },
-    )
-    s = collect_run(run)
-    r = s["probes"]["classification"][0]
-    assert r["name"] == "lejepa" and r["accuracy_ci"] == [0.57, 0.63]
-    assert r["bacc_lift_ci"] == pytest.approx([0.38 - 1 / 3, 0.42 - 1 / 3])
-    assert s["probes"]["paired"][0]["ci"] == [-0.01, 0.03]
-    bt = s["backtest"]
-    assert bt["evaluated_on"] == "val" and bt["prices_modeled"] is False
-    assert bt["attribution"] == pytest.approx(
-        {
-            "underlying": 10.0,
-            "theta": -4.0,
-            "vega": 1.0,
-            "other": None,
-            "costs": 3.0,
-            "gross": 7.0,
-            "net": 4.0,
-        }
-    )
+def test_a_renamed_field_fails_loudly_naming_file_and_field(tmp_path):
+    """The report reads typed results: a stage that renames a metric is an error, not a
+    silent "—" in the report."""
+    run = make_run(tmp_path, stages=("probe",))
+    body = json.loads((run / "probes.json").read_text())
+    body["classification"][1]["bacc_lift"] = body["classification"][1].pop("lift_balanced")
+    _write(run / "probes.json", body)
+    with pytest.raises(DataValidationError, match=r"probes.json.*classification\.1\.lift_balanced"):
+        collect_run(run)
 
 
 def test_corrupt_artifact_names_file(tmp_path):

@@ -38,11 +38,13 @@ def prow(name, bacc, ci_half=0.02, kind=None, acc=None, acc_ci=None, maj=0.833, 
         ),
         "accuracy": acc,
         "accuracy_ci": acc_ci,
-        "majority_rate": maj,
+        "majority_accuracy": maj,
         "balanced_accuracy": bacc,
         "balanced_accuracy_ci": [bacc - ci_half, bacc + ci_half] if bacc is not None else None,
-        "bacc_lift": lift,
-        "bacc_lift_ci": [lift - ci_half, lift + ci_half] if lift_ci and lift is not None else None,
+        "lift_balanced": lift,
+        "lift_balanced_ci": [lift - ci_half, lift + ci_half]
+        if lift_ci and lift is not None
+        else None,
     }
 
 

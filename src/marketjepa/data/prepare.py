@@ -193,6 +193,77 @@ def causal_features(
     return CausalFeatures(x, names, dropped, compute_features(x, names))
 
 
+def _dataset_frame(
+    bars: pl.DataFrame, osum: pl.DataFrame | None, cf: CausalFeatures, z, split, lab
+) -> pl.DataFrame:
+    """dataset.parquet: bars, option summary columns, normalized features, split, labels."""
+    frame = bars.select([pl.col(c).cast(t) for c, t in BAR_COLUMNS.items()])
+    if osum is not None:
+        opt_cols = [osum[c].cast(pl.Float64) for c in OPTION_COLUMNS]
+    else:
+        opt_cols = [pl.Series(c, [None] * bars.height, dtype=pl.Float64) for c in OPTION_COLUMNS]
+    feat_cols = [pl.Series(f"f_{n}", z[:, j]) for j, n in enumerate(cf.names)]
+    return frame.with_columns(
+        *opt_cols,
+        *feat_cols,
+        pl.Series("options_valid", cf.inputs.options_valid),
+        pl.Series("split", split, dtype=pl.Int8),
+        pl.Series("label", lab.label, dtype=pl.Int8),
+        pl.Series("fwd_ret", lab.fwd_ret.astype(np.float32)),
+        pl.Series("fwd_rv", lab.fwd_rv.astype(np.float32)),
+        pl.Series("sigma_h", lab.sigma_h.astype(np.float32)),
+    )
+
+
+def _feature_stats(
+    cf: CausalFeatures, norm: Normalizer, z, split, splits_present
+) -> dict[str, Any]:
+    """Per feature: normalizer center/scale, missing and clipped shares, mean/std per split."""
+    train = split == 0
+    rows_ok = np.isfinite(cf.raw)
+    stats = {}
+    for j, n in enumerate(cf.names):
+        col = z[:, j]
+        stats[n] = {
+            "center": float(norm.center[j]),
+            "scale": float(norm.scale[j]),
+            "missing_frac": float(1.0 - rows_ok[:, j].mean()),
+            "clipped_frac_train": float((np.abs(col[train]) >= norm.clip_z).mean()),
+            **{
+                f"{SPLIT_NAMES[s]}_{m}": float(getattr(col[split == s], m)())
+                for s in splits_present
+                for m in ("mean", "std")
+            },
+        }
+    return stats
+
+
+def _split_counts(cfg: Config, split, per_day, filled, lab, splits_present) -> dict[str, Any]:
+    """Days, rows, pretraining windows, filled share and class rates per split."""
+    spec = WindowSpec.from_config(cfg.windows)
+    per = {SPLIT_NAMES[s]: split == s for s in splits_present}
+    return {
+        "filled_share_per_split": {
+            k: float(filled[m].mean()) if m.any() else 0.0 for k, m in per.items()
+        },
+        "days_per_split": days_per_split(per_day),
+        "rows_per_split": {k: int(m.sum()) for k, m in per.items()},
+        "windows_per_split": {
+            SPLIT_NAMES[s]: int(pretrain_starts(split, s, spec, cfg.windows.stride).size)
+            for s in splits_present
+        },
+        "window_spec": {
+            "patch_len": spec.patch_len,
+            "context_patches": spec.context_patches,
+            "gap_patches": spec.gap_patches,
+            "target_patches": spec.target_patches,
+            "stride": cfg.windows.stride,
+        },
+        "class_rates_per_split": {k: class_rates(lab.label[m]) for k, m in per.items()},
+        "labelled_rows_per_split": {k: int((lab.label[m] >= 0).sum()) for k, m in per.items()},
+    }
+
+
 def build_prepared(
     cfg: Config,
     result: Any,
@@ -207,7 +278,7 @@ def build_prepared(
     bars: pl.DataFrame = result.bars
     osum: pl.DataFrame | None = result.option_summary
     cf = causal_features(cfg, bars, osum)
-    x, names, dropped, raw = cf.inputs, cf.names, cf.dropped, cf.raw
+    x, names = cf.inputs, cf.names
     t_feat = time.perf_counter() - t0
 
     n_days = int(x.day.max()) + 1
@@ -219,90 +290,38 @@ def build_prepared(
     train = split == 0
     filled = bars["filled"].to_numpy()
     lab = make_labels(x.close, x.r1, x.day, x.minute, cfg.labels, train_mask=train, filled=filled)
-    norm = Normalizer.fit(raw, names, train, cfg.features.normalizer, cfg.features.clip_z)
-    z = norm.apply(raw)
-
-    frame = bars.select([pl.col(c).cast(t) for c, t in BAR_COLUMNS.items()])
-    if osum is not None:
-        opt_cols = [osum[c].cast(pl.Float64) for c in OPTION_COLUMNS]
-    else:
-        opt_cols = [pl.Series(c, [None] * bars.height, dtype=pl.Float64) for c in OPTION_COLUMNS]
-    feat_cols = [pl.Series(f"f_{n}", z[:, j]) for j, n in enumerate(names)]
-    frame = frame.with_columns(
-        *opt_cols,
-        *feat_cols,
-        pl.Series("options_valid", x.options_valid),
-        pl.Series("split", split, dtype=pl.Int8),
-        pl.Series("label", lab.label, dtype=pl.Int8),
-        pl.Series("fwd_ret", lab.fwd_ret.astype(np.float32)),
-        pl.Series("fwd_rv", lab.fwd_rv.astype(np.float32)),
-        pl.Series("sigma_h", lab.sigma_h.astype(np.float32)),
-    )
-
-    spec = WindowSpec.from_config(cfg.windows)
+    norm = Normalizer.fit(cf.raw, names, train, cfg.features.normalizer, cfg.features.clip_z)
+    z = norm.apply(cf.raw)
+    frame = _dataset_frame(bars, osum, cf, z, split, lab)
     splits_present = [s for s in SPLIT_NAMES if (per_day == s).any()]
-    rows_ok = np.isfinite(raw)
-    stats = {}
-    for j, n in enumerate(names):
-        col = z[:, j]
-        stats[n] = {
-            "center": float(norm.center[j]),
-            "scale": float(norm.scale[j]),
-            "missing_frac": float(1.0 - rows_ok[:, j].mean()),
-            "clipped_frac_train": float((np.abs(col[train]) >= norm.clip_z).mean()),
-            **{
-                f"{SPLIT_NAMES[s]}_{m}": float(getattr(col[split == s], m)())
-                for s in splits_present
-                for m in ("mean", "std")
-            },
-        }
+    log = getattr(result, "log", {}) or {}
+    counts = _split_counts(cfg, split, per_day, filled, lab, splits_present)
     manifest = {
         "config_hash": prepared_hash(cfg),
         "created": datetime.now().isoformat(timespec="seconds"),
         "source": cfg.data.source,
         "inputs": getattr(result, "inputs", {}) or {},
-        "ingest_log": getattr(result, "log", {}) or {},
-        **_ingest_counts(getattr(result, "log", {}) or {}, bars.height, int(bars["filled"].sum())),
+        "ingest_log": log,
+        **_ingest_counts(log, bars.height, int(bars["filled"].sum())),
         "n_days": int(per_day.size),
         "repairs": {
             "filled_minutes": int(bars["filled"].sum()),
-            "zero_volume_bars": int((getattr(result, "log", {}) or {}).get("zero_volume_bars", 0)),
+            "zero_volume_bars": int(log.get("zero_volume_bars", 0)),
         },
-        **_session_counts(getattr(result, "log", {}) or {}, bars),
-        "filled_share_per_split": {
-            SPLIT_NAMES[s]: float(filled[split == s].mean()) if (split == s).any() else 0.0
-            for s in splits_present
-        },
+        **_session_counts(log, bars),
+        "filled_share_per_split": counts.pop("filled_share_per_split"),
         "first_session": str(bars["session"][0]),
         "last_session": str(bars["session"][-1]),
-        "days_per_split": days_per_split(per_day),
-        "rows_per_split": {SPLIT_NAMES[s]: int((split == s).sum()) for s in splits_present},
-        "windows_per_split": {
-            SPLIT_NAMES[s]: int(pretrain_starts(split, s, spec, cfg.windows.stride).size)
-            for s in splits_present
-        },
-        "window_spec": {
-            "patch_len": spec.patch_len,
-            "context_patches": spec.context_patches,
-            "gap_patches": spec.gap_patches,
-            "target_patches": spec.target_patches,
-            "stride": cfg.windows.stride,
-        },
-        "class_rates_per_split": {
-            SPLIT_NAMES[s]: class_rates(lab.label[split == s]) for s in splits_present
-        },
-        "labelled_rows_per_split": {
-            SPLIT_NAMES[s]: int((lab.label[split == s] >= 0).sum()) for s in splits_present
-        },
+        **counts,
         "label_kind": lab.kind,
         "label_k": lab.k,
         "horizon": cfg.labels.horizon,
         "feature_names": names,
         "feature_dim": len(names),
-        "dropped_features": dropped,
+        "dropped_features": cf.dropped,
         "options": osum is not None,
         "options_valid_frac": float(x.options_valid.mean()),
-        "feature_stats": stats,
+        "feature_stats": _feature_stats(cf, norm, z, split, splits_present),
         "seconds": {"features": round(t_feat, 3), "total": round(time.perf_counter() - t0, 3)},
     }
     option_bars = result.option_bars

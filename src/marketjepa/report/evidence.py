@@ -261,19 +261,19 @@ def _probe_test(row: dict) -> tuple[str, Any, Any, dict | None, str]:
         days = int(ret["n_days"]) if _ok(ret.get("n_days")) else 0
         label = f"directional return (t-test over {days} test days)"
         return "ret", ret["estimate"], ret.get("ci"), info, label
-    if row.get("dir_lift_ci") and _ok(row.get("dir_lift")):
+    if row.get("lift_direction_ci") and _ok(row.get("lift_direction")):
         return (
             "dir",
-            row["dir_lift"],
-            row["dir_lift_ci"],
+            row["lift_direction"],
+            row["lift_direction_ci"],
             res.get("lift_direction"),
             "direction-accuracy lift",
         )
-    if row.get("bacc_lift_ci") and _ok(row.get("bacc_lift")):
+    if row.get("lift_balanced_ci") and _ok(row.get("lift_balanced")):
         return (
             "bacc",
-            row["bacc_lift"],
-            row["bacc_lift_ci"],
+            row["lift_balanced"],
+            row["lift_balanced_ci"],
             res.get("lift_balanced"),
             "balanced-accuracy lift",
         )
@@ -284,10 +284,10 @@ def _direction_lift_text(row: dict) -> str:
     """The direction-accuracy lift, shown next to the directional-return test."""
     from marketjepa.report.rules import fmt, fmt_ci
 
-    if not _ok(row.get("dir_lift")):
+    if not _ok(row.get("lift_direction")):
         return ""
-    ci = f" CI {fmt_ci(row['dir_lift_ci'])}" if row.get("dir_lift_ci") else ""
-    return f" (direction-accuracy lift {fmt(row['dir_lift'])}{ci})"
+    ci = f" CI {fmt_ci(row['lift_direction_ci'])}" if row.get("lift_direction_ci") else ""
+    return f" (direction-accuracy lift {fmt(row['lift_direction'])}{ci})"
 
 
 def headline_weights(names: list[str], primary: str | None) -> list[float]:

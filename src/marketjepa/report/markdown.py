@@ -254,7 +254,8 @@ def _progression(s: dict, imgs: set[str]) -> Section:
     return Section("TRAINING PROGRESSION", blocks)
 
 
-def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
+def _collapse_blocks(s: dict, findings: list[dict], imgs: set[str]) -> list[Any]:
+    """Collapse measures per tensor, the held-out SIGReg statistic and the verdict."""
     blocks: list[Any] = [Para("COLLAPSE DIAGNOSTICS:")]
     f = {x["id"]: x for x in findings}
     diag = s.get("diagnostics") or {}
@@ -289,11 +290,12 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
         )
     blocks += _images(["eigen_spectrum"], imgs)
 
-    blocks.append(Para("PREDICTIVE POWER TEST:"))
-    probes = s.get("probes") or {}
-    if not probes.get("available"):
-        blocks.append(Para(probes.get("note", "stage not run"), "warning"))
-        return Section("EMBEDDING QUALITY ANALYSIS", blocks)
+    return blocks
+
+
+def _classification_blocks(s: dict, probes: dict) -> list[Any]:
+    """The probe-results table with its method paragraph."""
+    blocks: list[Any] = []
     cls = probes.get("classification") or []
     if cls:
         blocks.append(
@@ -317,11 +319,11 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
             rows.append(
                 [
                     r["name"],
-                    pct(r.get("majority_rate")),
+                    pct(r.get("majority_accuracy")),
                     _pct_ci(r.get("accuracy"), r.get("accuracy_ci")),
                     _pct_ci(r.get("balanced_accuracy"), r.get("balanced_accuracy_ci")),
-                    _num_ci(r.get("bacc_lift"), r.get("bacc_lift_ci")),
-                    _pct_ci(r.get("dir_acc"), r.get("dir_acc_ci")),
+                    _num_ci(r.get("lift_balanced"), r.get("lift_balanced_ci")),
+                    _pct_ci(r.get("direction_accuracy"), r.get("direction_accuracy_ci")),
                     fmt(r.get("macro_f1")),
                     status,
                 ]
@@ -342,11 +344,12 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
                 "Probe results",
             )
         )
-    blocks += _walk_forward(probes.get("walk_forward"))
-    blocks += _images(["probe_lifts", "confusion_matrix"], imgs)
-    vs = [x for x in findings if x["id"].startswith("vs_") or x["id"] == "init_supervised"]
-    if vs:
-        blocks.append(Bullets([f"{x['status']}: {x['text']}" for x in vs]))
+    return blocks
+
+
+def _regression_latent_blocks(probes: dict, findings: list[dict]) -> list[Any]:
+    """Regression probes (vol, return IC) and the latent-state probe."""
+    blocks: list[Any] = []
     reg = probes.get("regression") or []
     if reg:
         blocks.append(
@@ -381,6 +384,25 @@ def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
                 "Latent-state probe (synthetic data)",
             )
         )
+    return blocks
+
+
+def _embedding(s: dict, findings: list[dict], imgs: set[str]) -> Section:
+    blocks = _collapse_blocks(s, findings, imgs)
+    blocks.append(Para("PREDICTIVE POWER TEST:"))
+    probes = s.get("probes") or {}
+    if not probes.get("available"):
+        blocks.append(Para(probes.get("note", "stage not run"), "warning"))
+        return Section("EMBEDDING QUALITY ANALYSIS", blocks)
+    blocks += _classification_blocks(s, probes)
+    blocks += _walk_forward(probes.get("walk_forward"))
+    blocks += _images(["probe_lifts", "confusion_matrix"], imgs)
+    vs = [x for x in findings if x["id"].startswith("vs_") or x["id"] == "init_supervised"]
+    if vs:
+        blocks.append(Bullets([f"{x['status']}: {x['text']}" for x in vs]))
+    blocks += _regression_latent_blocks(probes, findings)
+    f = {x["id"]: x for x in findings}
+    col = f.get("collapse")
     name = lejepa_name(s)
     own = f.get(f"lift_{name}")
     if col and own:
@@ -412,15 +434,15 @@ def _walk_forward(wf: dict | None) -> list[Any]:
     fold_ids = [f["fold"] for f in folds]
     rows = []
     for r in wf["rows"]:
-        per = {f["fold"]: f.get("dir_lift") for f in r.get("folds") or []}
+        per = {f["fold"]: f.get("lift_direction") for f in r.get("folds") or []}
         rows.append(
             [
                 r["name"],
                 sd(r, "balanced_accuracy", True),
-                sd(r, "dir_acc", True),
-                sd(r, "dir_lift", False),
+                sd(r, "direction_accuracy", True),
+                sd(r, "lift_direction", False),
                 *(fmt(per.get(k)) for k in fold_ids),
-                _num_ci(r.get("dir_lift_pooled"), r.get("dir_lift_pooled_ci")),
+                _num_ci(r.get("lift_direction_pooled"), r.get("lift_direction_pooled_ci")),
             ]
         )
     share, e = wf.get("select_share"), wf.get("embargo_days")

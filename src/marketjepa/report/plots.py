@@ -108,7 +108,7 @@ def probe_lifts(summary: dict) -> bytes | None:
     rows = [
         r
         for r in (summary.get("probes") or {}).get("classification") or []
-        if ok(r.get("bacc_lift"))
+        if ok(r.get("lift_balanced"))
     ]
     if not rows:
         return None
@@ -120,9 +120,9 @@ def probe_lifts(summary: dict) -> bytes | None:
         else "tab:gray"
         for r in rows
     ]
-    panels = [("bacc_lift", "balanced-accuracy lift over majority (95% CI)")]
-    if any(ok(r.get("dir_lift")) for r in rows):
-        panels.append(("dir_lift", "direction-accuracy lift over ½ (95% CI)"))
+    panels = [("lift_balanced", "balanced-accuracy lift over majority (95% CI)")]
+    if any(ok(r.get("lift_direction")) for r in rows):
+        panels.append(("lift_direction", "direction-accuracy lift over ½ (95% CI)"))
     fig = Figure(figsize=(5.5 * len(panels), 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))
     for i, (key, label) in enumerate(panels):

@@ -233,12 +233,10 @@ def loss_trend(values: list[float]) -> tuple[str, float | None]:
     return "FLAT", rel
 
 
-def metric_statuses(summary: dict) -> list[dict[str, Any]]:
-    """Rows of the FINAL TRAINING METRICS table: metric, value, expected, status, rule."""
+def _loss_rows(summary: dict) -> list[dict[str, Any]]:
+    """Each loss should decrease from the first to the last epoch."""
     final = summary.get("final") or {}
     epochs = summary.get("epochs") or []
-    thr = thresholds(summary)
-    d = (summary.get("model") or {}).get("embedding_dim")
     rows = []
     for label, key in (
         ("Total train loss", "train_loss"),
@@ -257,6 +255,15 @@ def metric_statuses(summary: dict) -> list[dict[str, Any]]:
                 "rule": rule if rel is not None else "needs ≥ 2 epochs",
             }
         )
+    return rows
+
+
+def _embedding_rows(summary: dict) -> list[dict[str, Any]]:
+    """The last epoch's embedding measures against the collapse thresholds."""
+    final = summary.get("final") or {}
+    thr = thresholds(summary)
+    d = (summary.get("model") or {}).get("embedding_dim")
+    rows = []
     dvm, dvs = final.get("dim_var_mean"), final.get("dim_var_std")
     msn = dvm * d if ok(dvm) and ok(d) else None
     rows.append(
@@ -317,6 +324,11 @@ def metric_statuses(summary: dict) -> list[dict[str, Any]]:
     return rows
 
 
+def metric_statuses(summary: dict) -> list[dict[str, Any]]:
+    """Rows of the FINAL TRAINING METRICS table: metric, value, expected, status, rule."""
+    return _loss_rows(summary) + _embedding_rows(summary)
+
+
 # ---------------------------------------------------------------------------- probes
 
 
@@ -328,7 +340,7 @@ def lift_status(row: dict) -> tuple[str, str]:
     fake. Then the balanced-accuracy lift CI (vs 1/K), then the accuracy CI against the
     majority-class rate.
     """
-    dlift, dci = row.get("dir_lift"), row.get("dir_lift_ci")
+    dlift, dci = row.get("lift_direction"), row.get("lift_direction_ci")
     if dci and ok(dlift):
         ev = f"direction-accuracy lift {fmt(dlift)} CI {fmt_ci(dci)}"
         if dci[0] > 0:
@@ -336,7 +348,7 @@ def lift_status(row: dict) -> tuple[str, str]:
         if dci[1] < 0:
             return "BELOW", ev + " is below 0"
         return "NO LIFT", ev + " covers 0"
-    lift, ci = row.get("bacc_lift"), row.get("bacc_lift_ci")
+    lift, ci = row.get("lift_balanced"), row.get("lift_balanced_ci")
     if ci:
         ev = f"balanced-accuracy lift {fmt(lift)} CI {fmt_ci(ci)}"
         if ci[0] > 0:
@@ -344,7 +356,7 @@ def lift_status(row: dict) -> tuple[str, str]:
         if ci[1] < 0:
             return "BELOW", ev + " is below 0"
         return "NO LIFT", ev + " covers 0"
-    acc, aci, maj = row.get("accuracy"), row.get("accuracy_ci"), row.get("majority_rate")
+    acc, aci, maj = row.get("accuracy"), row.get("accuracy_ci"), row.get("majority_accuracy")
     if aci and ok(maj):
         ev = f"accuracy {pct(acc)} CI [{pct(aci[0])}, {pct(aci[1])}] vs majority rate {pct(maj)}"
         if aci[0] > maj:
@@ -374,12 +386,12 @@ def probe_lifts(summary: dict) -> list[Finding]:
                 v.status,
                 f"{r['name']}: {v.text}",
                 {
-                    "dir_lift": r.get("dir_lift"),
-                    "dir_lift_ci": r.get("dir_lift_ci"),
-                    "bacc_lift": r.get("bacc_lift"),
-                    "ci": r.get("bacc_lift_ci"),
+                    "lift_direction": r.get("lift_direction"),
+                    "lift_direction_ci": r.get("lift_direction_ci"),
+                    "lift_balanced": r.get("lift_balanced"),
+                    "ci": r.get("lift_balanced_ci"),
                     "accuracy": r.get("accuracy"),
-                    "majority_rate": r.get("majority_rate"),
+                    "majority_accuracy": r.get("majority_accuracy"),
                     "p": v.p,
                     "p_adj": v.p_adj,
                     "family_size": v.m,
@@ -406,7 +418,9 @@ def signal_present(summary: dict) -> Finding | None:
         return None
     lifted = [j for j in judged if j[1] == "LIFT"]
     if lifted:
-        r, _, ev = max(lifted, key=lambda j: j[0].get("dir_lift") or j[0]["bacc_lift"] or 0.0)
+        r, _, ev = max(
+            lifted, key=lambda j: j[0].get("lift_direction") or j[0]["lift_balanced"] or 0.0
+        )
         return _finding(
             "signal_present",
             "ok",
@@ -414,9 +428,9 @@ def signal_present(summary: dict) -> Finding | None:
             f"signal present: {r['name']} {ev}",
             {
                 "name": r["name"],
-                "dir_lift": r.get("dir_lift"),
-                "bacc_lift": r.get("bacc_lift"),
-                "ci": r.get("bacc_lift_ci"),
+                "lift_direction": r.get("lift_direction"),
+                "lift_balanced": r.get("lift_balanced"),
+                "ci": r.get("lift_balanced_ci"),
             },
             0.0,
         )
@@ -427,7 +441,7 @@ def signal_present(summary: dict) -> Finding | None:
             E.INSUFFICIENT,
             "cannot tell whether there is a directional signal: "
             + "; ".join(f"{r['name']} {ev}" for r, _, ev in judged[:1]),
-            {r["name"]: r.get("dir_lift") for r, _, _ in judged},
+            {r["name"]: r.get("lift_direction") for r, _, _ in judged},
             0.0,
         )
     evs = "; ".join(f"{r['name']} {ev}" for r, _, ev in judged)
@@ -436,7 +450,7 @@ def signal_present(summary: dict) -> Finding | None:
         "warning",
         "NO SIGNAL",
         f"no directional signal found even by the reference rows: {evs}",
-        {r["name"]: r.get("bacc_lift") for r, _, _ in judged},
+        {r["name"]: r.get("lift_balanced") for r, _, _ in judged},
         0.0,
     )
 
@@ -962,19 +976,15 @@ def _by_id(findings: list[Finding]) -> dict[str, Finding]:
     return {f["id"]: f for f in findings}
 
 
-def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, Any]]:
-    """Actions computed from the findings and the run's settings; each names its trigger."""
+def _rec_evidence(summary: dict, findings: list[Finding]) -> list[dict[str, Any]]:
+    """Too few test days or rows: get more data before any verdict."""
     f = _by_id(findings)
     cfg = summary.get("config") or {}
-    loss = cfg.get("loss") or {}
-    win = cfg.get("windows") or {}
-    tr = summary.get("training") or {}
     out: list[dict[str, Any]] = []
 
     def add(id: str, because: list[str], text: str) -> None:
         out.append({"id": id, "because": because, "text": text})
 
-    col = f.get("collapse")
     if "insufficient_evidence" in f:
         split = cfg.get("split") or {}
         add(
@@ -984,6 +994,21 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
             f"use a longer date range or a larger test share (split.test now "
             f"{fmt(split.get('test'))}); `marketjepa inspect-data` shows how many days the data has.",
         )
+    return out
+
+
+def _rec_training(summary: dict, findings: list[Finding]) -> list[dict[str, Any]]:
+    """Divergence and collapse: learning rate, SIGReg weight, EMA, per-token SIGReg."""
+    f = _by_id(findings)
+    cfg = summary.get("config") or {}
+    loss = cfg.get("loss") or {}
+    tr = summary.get("training") or {}
+    col = f.get("collapse")
+    out: list[dict[str, Any]] = []
+
+    def add(id: str, because: list[str], text: str) -> None:
+        out.append({"id": id, "because": because, "text": text})
+
     if "diverged" in f:
         lr = tr.get("learning_rate")
         add(
@@ -1025,6 +1050,22 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
             "Run `marketjepa diagnose` so the verdict uses scale-invariant measures "
             "(RankMe/d, normalized variance) instead of absolute variance.",
         )
+
+    return out
+
+
+def _rec_design_levers(summary: dict, findings: list[Finding]) -> list[dict[str, Any]]:
+    """A healthy encoder that does not beat raw_window: the design levers to try."""
+    f = _by_id(findings)
+    cfg = summary.get("config") or {}
+    loss = cfg.get("loss") or {}
+    win = cfg.get("windows") or {}
+    tr = summary.get("training") or {}
+    col = f.get("collapse")
+    out: list[dict[str, Any]] = []
+
+    def add(id: str, because: list[str], text: str) -> None:
+        out.append({"id": id, "because": because, "text": text})
 
     raw_cmp = f.get("vs_raw_window")
     healthy = col is not None and col["status"] == "HEALTHY"
@@ -1075,6 +1116,17 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
             "than the summary alone.",
         )
 
+    return out
+
+
+def _rec_nothing_to_trade(summary: dict, findings: list[Finding]) -> list[dict[str, Any]]:
+    """No directional signal (or a null market): say so; point to volatility if predictable."""
+    f = _by_id(findings)
+    out: list[dict[str, Any]] = []
+
+    def add(id: str, because: list[str], text: str) -> None:
+        out.append({"id": id, "because": because, "text": text})
+
     own_lift = f.get(f"lift_{lejepa_name(summary)}", {}).get("status")
     if "signal_absent" in f or ("null_market" in f and own_lift != "LIFT"):
         because = [k for k in ("signal_absent", "null_market") if k in f]
@@ -1098,6 +1150,18 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
                 f"Volatility is predictable ({vols[0]['text']}): target volatility "
                 "(straddles, vol regression) instead of direction.",
             )
+    return out
+
+
+def _rec_trading(summary: dict, findings: list[Finding]) -> list[dict[str, Any]]:
+    """Policy and backtest problems: one-sided, costs, decay, significance, test days."""
+    f = _by_id(findings)
+    cfg = summary.get("config") or {}
+    out: list[dict[str, Any]] = []
+
+    def add(id: str, because: list[str], text: str) -> None:
+        out.append({"id": id, "because": because, "text": text})
+
     if "one_side" in f:
         o = f["one_side"]["numbers"]
         add(
@@ -1135,6 +1199,17 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
             ["not_test_days"],
             "Re-run the backtest on held-out test days (split.test > 0).",
         )
+    return out
+
+
+def _rec_latent(summary: dict, findings: list[Finding]) -> list[dict[str, Any]]:
+    """Pretraining that moved the embedding away from the regime."""
+    f = _by_id(findings)
+    out: list[dict[str, Any]] = []
+
+    def add(id: str, because: list[str], text: str) -> None:
+        out.append({"id": id, "because": because, "text": text})
+
     if "latent_away" in f:
         add(
             "latent_away",
@@ -1143,3 +1218,19 @@ def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, An
             "epoch by latent-probe accuracy, or fewer epochs, and compare with random-init.",
         )
     return out
+
+
+_RECOMMENDATION_RULES = (
+    _rec_evidence,
+    _rec_training,
+    _rec_design_levers,
+    _rec_nothing_to_trade,
+    _rec_trading,
+    _rec_latent,
+)
+
+
+def recommendations(summary: dict, findings: list[Finding]) -> list[dict[str, Any]]:
+    """Actions computed from the findings and the run's settings; each names its trigger.
+    One rule function per topic, in reading order."""
+    return [rec for rule in _RECOMMENDATION_RULES for rec in rule(summary, findings)]

@@ -16,6 +16,7 @@ import polars as pl
 
 from marketjepa.artifacts import read_json
 from marketjepa.errors import DataValidationError
+from marketjepa.report.rules import fmt, pct
 
 PLOT_NAME = "walkforward_equity"
 PLOT_CAPTION = "Walk-forward out-of-sample equity, fold boundaries dashed"
@@ -74,29 +75,8 @@ def walkforward_equity(summary: dict) -> bytes | None:
     return buf.getvalue()
 
 
-def walkforward_section(summary: dict, images: set[str]) -> Any:
-    """``Section`` "WALK-FORWARD BACKTEST", or ``None`` when it has not run."""
-    from marketjepa.report.markdown import Bullets, Image, Para, Section, Table
-    from marketjepa.report.rules import fmt, pct
-
-    wf = summary.get("walkforward")
-    if not wf:
-        return None
-    folds = wf.get("folds") or []
-    conc = wf.get("concatenated") or {}
-    blocks: list[Any] = [
-        Para(
-            f"{wf.get('n_folds')} expanding-window folds over all {wf.get('n_days')} days: fold k "
-            f"fits on the days before its traded block (embargo {wf.get('embargo_days')} "
-            f"day(s)), chooses the checkpoint and thresholds on the last "
-            f"{pct(wf.get('select_share'), 0)} of them and trades the next block; the first "
-            f"{wf.get('untraded_first_days')} days are never traded. Encoder: "
-            f"{wf.get('encoder')}. Deflated Sharpe ratios count {wf.get('n_trials')} trials "
-            "(every threshold pair of every representation in every fold).",
-        ),
-        Para(wf.get("encoder_note") or "", "warning" if wf.get("encoder") == "reused" else ""),
-        Para(wf.get("verdict") or "", "ok" if not wf.get("significant_edge") else ""),
-    ]
+def _concatenated_rows(conc: dict) -> list[list[str]]:
+    """One row per strategy of the concatenated out-of-sample trades."""
     rows = []
     for name in STRATEGIES:
         m = conc.get(name)
@@ -119,13 +99,11 @@ def walkforward_section(summary: dict, images: set[str]) -> Any:
                 pct(m.get("max_drawdown"), 2),
             ]
         )
-    blocks.append(
-        Table(
-            ["Strategy", "Return", "Trades", "Win rate", "Sharpe [95% CI]", "PSR", "DSR", "Max DD"],
-            rows,
-            "Concatenated out-of-sample trades of all folds",
-        )
-    )
+    return rows
+
+
+def _fold_rows(folds: list[dict]) -> list[list[str]]:
+    """Per fold, the LeJEPA and raw-window policies: days, thresholds, results."""
     fold_rows = []
     for f in folds:
         for name in ("lejepa", "raw_window"):
@@ -145,6 +123,40 @@ def walkforward_section(summary: dict, images: set[str]) -> Any:
                     str(f.get("collapse")),
                 ]
             )
+    return fold_rows
+
+
+def walkforward_section(summary: dict, images: set[str]) -> Any:
+    """``Section`` "WALK-FORWARD BACKTEST", or ``None`` when it has not run."""
+    from marketjepa.report.markdown import Bullets, Image, Para, Section, Table
+
+    wf = summary.get("walkforward")
+    if not wf:
+        return None
+    folds = wf.get("folds") or []
+    conc = wf.get("concatenated") or {}
+    blocks: list[Any] = [
+        Para(
+            f"{wf.get('n_folds')} expanding-window folds over all {wf.get('n_days')} days: fold k "
+            f"fits on the days before its traded block (embargo {wf.get('embargo_days')} "
+            f"day(s)), chooses the checkpoint and thresholds on the last "
+            f"{pct(wf.get('select_share'), 0)} of them and trades the next block; the first "
+            f"{wf.get('untraded_first_days')} days are never traded. Encoder: "
+            f"{wf.get('encoder')}. Deflated Sharpe ratios count {wf.get('n_trials')} trials "
+            "(every threshold pair of every representation in every fold).",
+        ),
+        Para(wf.get("encoder_note") or "", "warning" if wf.get("encoder") == "reused" else ""),
+        Para(wf.get("verdict") or "", "ok" if not wf.get("significant_edge") else ""),
+    ]
+    rows = _concatenated_rows(conc)
+    blocks.append(
+        Table(
+            ["Strategy", "Return", "Trades", "Win rate", "Sharpe [95% CI]", "PSR", "DSR", "Max DD"],
+            rows,
+            "Concatenated out-of-sample trades of all folds",
+        )
+    )
+    fold_rows = _fold_rows(folds)
     blocks.append(
         Table(
             [

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,65 @@ def order_representations(names: list[str]) -> list[str]:
     return first + sorted(n for n in names if n not in first)
 
 
+@dataclass(frozen=True)
+class _FitContext:
+    """What every representation's policy fit shares: market, labels, rules, val book."""
+
+    cfg: Config
+    pricer: OptionPricer
+    book: ValBook | None
+    label: np.ndarray
+    fwd_ret: np.ndarray
+    fwd_rv: np.ndarray
+    rules: Rules
+    costs: CostModel
+
+
+def _checked_anchors(m: MarketData, name: str, rep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A representation's anchor rows per split; each must be a row of that split."""
+    anchors = {s: np.asarray(rep[f"anchors_{s}"], np.int64) for s in SPLITS}
+    for s, a in anchors.items():
+        if a.size and (a.min() < 0 or a.max() >= m.n):
+            raise DataValidationError(
+                f"anchors_{s} outside the dataset (0..{m.n - 1})",
+                file=f"representations/{name}.npz",
+            )
+        if a.size and np.any(m.split[a] != SPLITS[s]):
+            bad = int(a[np.flatnonzero(m.split[a] != SPLITS[s])[0]])
+            raise DataValidationError(
+                f"anchors_{s} contains a row of split {int(m.split[bad])}",
+                file=f"representations/{name}.npz",
+                where=f"row {bad}",
+            )
+    return anchors
+
+
+def _signal_frame(m: MarketData, name: str, anchors: dict, sig: dict) -> list[pl.DataFrame]:
+    """The val and test signals of one representation, one row per anchor."""
+    return [
+        pl.DataFrame(
+            {
+                "row": anchors[s],
+                "ts": m.ts[anchors[s]],
+                "split": np.full(anchors[s].size, SPLITS[s], np.int8),
+                "representation": [name] * anchors[s].size,
+                "signal": sig[s],
+            }
+        )
+        for s in ("val", "test")
+        if anchors[s].size
+    ]
+
+
+_SIGNAL_SCHEMA = {
+    "row": pl.Int64,
+    "ts": pl.Int64,
+    "split": pl.Int8,
+    "representation": pl.Utf8,
+    "signal": pl.Int8,
+}
+
+
 def fit_policies(
     cfg: Config,
     pricer: OptionPricer,
@@ -246,16 +306,16 @@ def fit_policies(
     pc = cfg.policy
     rules, costs = Rules.from_config(cfg.backtest), CostModel.from_config(cfg.backtest)
     _, evaluated_on = evaluation_split(cfg, m.split)
-    val_mask = m.split == 1
     order = order_representations(list(reps))
     all_val = np.unique(
         np.concatenate([np.asarray(reps[r]["anchors_val"], np.int64) for r in order])
     )
     book = (
-        ValBook(pricer, all_val, val_mask, rules, costs)
+        ValBook(pricer, all_val, m.split == 1, rules, costs)
         if pc.threshold_objective == "pnl"
         else None
     )
+    ctx = _FitContext(cfg, pricer, book, label, fwd_ret, fwd_rv, rules, costs)
     out: dict[str, Any] = {
         "kind": pc.kind,
         "head": pc.head,
@@ -268,52 +328,18 @@ def fit_policies(
     }
     frames = []
     for name in order:
-        rep = reps[name]
-        anchors = {s: np.asarray(rep[f"anchors_{s}"], np.int64) for s in SPLITS}
-        for s, a in anchors.items():
-            if a.size and (a.min() < 0 or a.max() >= m.n):
-                raise DataValidationError(
-                    f"anchors_{s} outside the dataset (0..{m.n - 1})",
-                    file=f"representations/{name}.npz",
-                )
-            if a.size and np.any(m.split[a] != SPLITS[s]):
-                bad = int(a[np.flatnonzero(m.split[a] != SPLITS[s])[0]])
-                raise DataValidationError(
-                    f"anchors_{s} contains a row of split {int(m.split[bad])}",
-                    file=f"representations/{name}.npz",
-                    where=f"row {bad}",
-                )
-        X = {s: np.asarray(rep[s], np.float64) for s in SPLITS}
-        info, sig = _fit_one(cfg, pricer, book, label, fwd_ret, fwd_rv, X, anchors, rules, costs)
+        anchors = _checked_anchors(m, name, reps[name])
+        X = {s: np.asarray(reps[name][s], np.float64) for s in SPLITS}
+        info, sig = _fit_one(ctx, X, anchors)
         if name.startswith("lejepa") and cfg.train.sweep_trials > 1:
             # Pretraining configurations tried by `marketjepa sweep` multiply the trials
             # behind a LeJEPA policy (each was a chance to find a lucky encoder).
             info["n_trials"] *= cfg.train.sweep_trials
         out["representations"][name] = info
-        for s in ("val", "test"):
-            if anchors[s].size:
-                frames.append(
-                    pl.DataFrame(
-                        {
-                            "row": anchors[s],
-                            "ts": m.ts[anchors[s]],
-                            "split": np.full(anchors[s].size, SPLITS[s], np.int8),
-                            "representation": [name] * anchors[s].size,
-                            "signal": sig[s],
-                        }
-                    )
-                )
-        for w in info["warnings"]:
-            out["warnings"].append(f"{name}: {w}")
+        frames += _signal_frame(m, name, anchors, sig)
+        out["warnings"] += [f"{name}: {w}" for w in info["warnings"]]
     out["n_trials_total"] = int(sum(r["n_trials"] for r in out["representations"].values()))
-    schema = {
-        "row": pl.Int64,
-        "ts": pl.Int64,
-        "split": pl.Int8,
-        "representation": pl.Utf8,
-        "signal": pl.Int8,
-    }
-    signals = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
+    signals = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=_SIGNAL_SCHEMA)
     return out, signals
 
 
@@ -328,100 +354,86 @@ def fit_head(cfg: Config, X_train: np.ndarray, y_train: np.ndarray) -> Classifie
     return ClassifierHead(pc.head, pc.mlp_hidden, pc.seed).fit(X, np.asarray(y_train)[keep])
 
 
-def _fit_one(cfg, pricer, book, label, fwd_ret, fwd_rv, X, anchors, rules, costs):
-    pc = cfg.policy
-    y_tr = label[anchors["train"]].astype(np.int64)
-    keep = y_tr >= 0
-    if keep.sum() < 10 or np.unique(y_tr[keep]).size < 2:
-        raise DataValidationError(
-            f"only {int(keep.sum())} labelled train anchors with {np.unique(y_tr[keep]).size} classes"
-        )
-    warn: list[str] = []
-    info: dict[str, Any] = {"kind": pc.kind}
-    if pc.kind == "classifier":
-        head = fit_head(cfg, X["train"], y_tr)
-        proba = {s: head.predict_proba(X[s]) if X[s].shape[0] else np.zeros((0, 3)) for s in SPLITS}
-        info["classification"] = {s: class_report(label[anchors[s]], proba[s]) for s in SPLITS}
-        score_c = {s: proba[s][:, CALL] for s in SPLITS}
-        score_p = {s: proba[s][:, PUT] for s in SPLITS}
-    else:
-        tr = keep & np.isfinite(fwd_ret[anchors["train"]]) & np.isfinite(fwd_rv[anchors["train"]])
-        scaler = StandardScaler().fit(X["train"][tr])
-        Z = {s: scaler.transform(X[s]) if X[s].shape[0] else X[s] for s in SPLITS}
-        r_ret = Ridge(alpha=10.0).fit(Z["train"][tr], fwd_ret[anchors["train"]][tr])
-        r_rv = Ridge(alpha=10.0).fit(Z["train"][tr], fwd_rv[anchors["train"]][tr])
-        z_tr = np.exp(2.0 * r_rv.predict(Z["train"][tr]))
-        c = float(
-            np.sum(z_tr * fwd_ret[anchors["train"]][tr] ** 2) / max(np.sum(z_tr * z_tr), 1e-300)
-        )
-        edge = {}
-        for s in SPLITS:
-            if not X[s].shape[0]:
-                edge[s] = np.zeros((0, 2))
-                continue
-            mu = r_ret.predict(Z[s])
-            var_h = c * np.exp(2.0 * r_rv.predict(Z[s]))
-            edge[s] = expected_option_pnl(pricer, anchors[s], mu, var_h, rules, costs)
-        info["regression"] = {
-            "ic_val": _ic(r_ret.predict(Z["val"]), fwd_ret[anchors["val"]])
-            if X["val"].shape[0]
-            else None,
-            "var_scale": c,
-        }
-        # Score = edge of a side where it is the better side, else −inf (never chosen).
-        score_c = {
-            s: np.where(edge[s][:, 0] >= edge[s][:, 1], edge[s][:, 0], -np.inf) for s in SPLITS
-        }
-        score_p = {
-            s: np.where(edge[s][:, 1] > edge[s][:, 0], edge[s][:, 1], -np.inf) for s in SPLITS
-        }
+Scores = dict[str, np.ndarray]
 
-    def to_signal(s: str, tc: float, tp: float) -> np.ndarray:
-        return signals_from_scores(score_c[s], score_p[s], tc, tp)
 
-    # Candidate thresholds, from validation scores only.
+def _classifier_scores(ctx: _FitContext, X: dict, anchors: dict, y_tr: np.ndarray, info: dict):
+    """p(CALL), p(PUT) per split from the classifier head; its class report into ``info``."""
+    head = fit_head(ctx.cfg, X["train"], y_tr)
+    proba = {s: head.predict_proba(X[s]) if X[s].shape[0] else np.zeros((0, 3)) for s in SPLITS}
+    info["classification"] = {s: class_report(ctx.label[anchors[s]], proba[s]) for s in SPLITS}
+    return {s: proba[s][:, CALL] for s in SPLITS}, {s: proba[s][:, PUT] for s in SPLITS}
+
+
+def _regression_scores(ctx: _FitContext, X: dict, anchors: dict, keep: np.ndarray, info: dict):
+    """Expected option P&L of each side (Ridge μ̂ and v̂); the better side's edge, else −inf."""
+    a_tr = anchors["train"]
+    ret, rv = ctx.fwd_ret, ctx.fwd_rv
+    tr = keep & np.isfinite(ret[a_tr]) & np.isfinite(rv[a_tr])
+    scaler = StandardScaler().fit(X["train"][tr])
+    Z = {s: scaler.transform(X[s]) if X[s].shape[0] else X[s] for s in SPLITS}
+    r_ret = Ridge(alpha=10.0).fit(Z["train"][tr], ret[a_tr][tr])
+    r_rv = Ridge(alpha=10.0).fit(Z["train"][tr], rv[a_tr][tr])
+    z_tr = np.exp(2.0 * r_rv.predict(Z["train"][tr]))
+    c = float(np.sum(z_tr * ret[a_tr][tr] ** 2) / max(np.sum(z_tr * z_tr), 1e-300))
+    edge = {}
+    for s in SPLITS:
+        if not X[s].shape[0]:
+            edge[s] = np.zeros((0, 2))
+            continue
+        mu = r_ret.predict(Z[s])
+        var_h = c * np.exp(2.0 * r_rv.predict(Z[s]))
+        edge[s] = expected_option_pnl(ctx.pricer, anchors[s], mu, var_h, ctx.rules, ctx.costs)
+    info["regression"] = {
+        "ic_val": _ic(r_ret.predict(Z["val"]), ret[anchors["val"]]) if X["val"].shape[0] else None,
+        "var_scale": c,
+    }
+    score_c = {s: np.where(edge[s][:, 0] >= edge[s][:, 1], edge[s][:, 0], -np.inf) for s in SPLITS}
+    score_p = {s: np.where(edge[s][:, 1] > edge[s][:, 0], edge[s][:, 1], -np.inf) for s in SPLITS}
+    return score_c, score_p
+
+
+def _threshold_pairs(pc: Any, score_c: Scores, score_p: Scores) -> list[tuple[float, float]]:
+    """Candidate (τ_call, τ_put) pairs, from validation scores only."""
     if pc.kind == "regression":
         best_edge = np.maximum(score_c["val"], score_p["val"])
         finite = best_edge[np.isfinite(best_edge)]
         grid = [0.0] + [float(np.quantile(finite, 1 - r)) for r in SIDE_RATES if finite.size]
-        pairs = [(t, t) for t in grid]
-    elif pc.threshold_objective == "trade_rate":
+        return [(t, t) for t in grid]
+    if pc.threshold_objective == "trade_rate":
         rate = pc.target_trade_rate / 2
-        pairs = [(rate_threshold(score_c["val"], rate), rate_threshold(score_p["val"], rate))]
-    else:
-        rates = (*SIDE_RATES, None)
-        pairs = [
-            (rate_threshold(score_c["val"], rc), rate_threshold(score_p["val"], rp))
-            for rc in rates
-            for rp in rates
-            if rc is not None or rp is not None
-        ]
+        return [(rate_threshold(score_c["val"], rate), rate_threshold(score_p["val"], rate))]
+    rates = (*SIDE_RATES, None)
+    return [
+        (rate_threshold(score_c["val"], rc), rate_threshold(score_p["val"], rp))
+        for rc in rates
+        for rp in rates
+        if rc is not None or rp is not None
+    ]
+
+
+def _val_trials(ctx: _FitContext, pairs, val_anchors, to_signal, warn: list[str]):
+    """Every pair backtested on val days; the best net P&L (fewer trades on ties) wins."""
+    pc = ctx.cfg.policy
+    if ctx.book is None or not (pc.threshold_objective == "pnl" or pc.kind == "regression"):
+        return [], pairs[0]
     trials = []
-    if book is not None and (pc.threshold_objective == "pnl" or pc.kind == "regression"):
-        for tc, tp in pairs:
-            pnl, n, sr = book.evaluate(anchors["val"], to_signal("val", tc, tp))
-            trials.append(
-                {
-                    "tau_call": tc,
-                    "tau_put": tp,
-                    "val_net_pnl": pnl,
-                    "val_trades": n,
-                    "val_sharpe_daily": sr,
-                }
-            )
-        best = max(
-            range(len(trials)), key=lambda i: (trials[i]["val_net_pnl"], -trials[i]["val_trades"])
+    for tc, tp in pairs:
+        pnl, n, sr = ctx.book.evaluate(val_anchors, to_signal("val", tc, tp))
+        trials.append(
+            {"tau_call": tc, "tau_put": tp, "val_net_pnl": pnl, "val_trades": n}
+            | {"val_sharpe_daily": sr}
         )
-        tc, tp = pairs[best]
-        if trials[best]["val_net_pnl"] <= 0:
-            warn.append(
-                "no threshold pair made money on validation days; using the least-losing one"
-            )
-    else:
-        tc, tp = pairs[0]
-    srs = np.array([t["val_sharpe_daily"] for t in trials], float)
-    srs = srs[np.isfinite(srs)]
-    sig = {s: to_signal(s, tc, tp) for s in SPLITS}
+    best = max(
+        range(len(trials)), key=lambda i: (trials[i]["val_net_pnl"], -trials[i]["val_trades"])
+    )
+    if trials[best]["val_net_pnl"] <= 0:
+        warn.append("no threshold pair made money on validation days; using the least-losing one")
+    return trials, pairs[best]
+
+
+def _signal_rates(sig: dict[str, np.ndarray], warn: list[str]) -> dict[str, Any]:
+    """CALL/PUT rates per split; warns when val or test trades one side or none."""
     rates = {
         s: {"call": float((sig[s] == CALL).mean()), "put": float((sig[s] == PUT).mean())}
         if sig[s].size
@@ -435,11 +447,38 @@ def _fit_one(cfg, pricer, book, label, fwd_ret, fwd_rv, X, anchors, rules, costs
             warn.append(f"trades only one side on {s} ({side} only; the seed traded 100% CALL)")
         if r and r["call"] == 0 and r["put"] == 0:
             warn.append(f"no signals on {s}")
+    return rates
+
+
+def _fit_one(ctx: _FitContext, X: dict, anchors: dict) -> tuple[dict[str, Any], dict]:
+    """One representation's head, thresholds (chosen on val) and signals per split."""
+    pc = ctx.cfg.policy
+    y_tr = ctx.label[anchors["train"]].astype(np.int64)
+    keep = y_tr >= 0
+    if keep.sum() < 10 or np.unique(y_tr[keep]).size < 2:
+        raise DataValidationError(
+            f"only {int(keep.sum())} labelled train anchors with {np.unique(y_tr[keep]).size} classes"
+        )
+    warn: list[str] = []
+    info: dict[str, Any] = {"kind": pc.kind}
+    if pc.kind == "classifier":
+        score_c, score_p = _classifier_scores(ctx, X, anchors, y_tr, info)
+    else:
+        score_c, score_p = _regression_scores(ctx, X, anchors, keep, info)
+
+    def to_signal(s: str, tc: float, tp: float) -> np.ndarray:
+        return signals_from_scores(score_c[s], score_p[s], tc, tp)
+
+    pairs = _threshold_pairs(pc, score_c, score_p)
+    trials, (tc, tp) = _val_trials(ctx, pairs, anchors["val"], to_signal, warn)
+    srs = np.array([t["val_sharpe_daily"] for t in trials], float)
+    srs = srs[np.isfinite(srs)]
+    sig = {s: to_signal(s, tc, tp) for s in SPLITS}
     info.update(
         {
             "tau_call": tc,
             "tau_put": tp,
-            "signal_rates": rates,
+            "signal_rates": _signal_rates(sig, warn),
             "n_trials": max(len(pairs), 1),
             "trials": trials,
             "trial_sharpe_var": float(srs.var(ddof=1)) if srs.size > 1 else 0.0,
