@@ -292,6 +292,25 @@ class ProbeTable(Result):
     seconds: float
 
 
+class RepresentationShape(Strict):
+    dim: int
+
+
+class Represented(Result):
+    """``represent.json`` (evaluate/represent.py): the frozen representations built for
+    the probes, in probe order, with the supervised encoders' training histories."""
+
+    evaluated_on: str
+    n_rows: dict[str, int]
+    embedded_splits: list[str]
+    representations: dict[str, RepresentationShape]
+    supervised_history: list[dict[str, Num]]
+    finetuned_history: list[dict[str, Num]] | None = None
+    notes: list[str]
+    build_seconds: dict[str, float]
+    seconds: float
+
+
 # ---------------------------------------------------------------------------- policy
 
 
@@ -442,6 +461,7 @@ RESULT_FILES: dict[str, tuple[str, type[Result], str]] = {
     "prepare": ("manifest.json", PreparedManifest, "prepared dataset: counts, splits, labels"),
     "pretrain": ("pretrain.json", PretrainSummary, "training status, best epoch, last row"),
     "diagnose": ("diagnostics.json", Diagnostics, "collapse measures and verdict"),
+    "represent": ("represent.json", Represented, "frozen representations built for the probes"),
     "probe": ("probes.json", ProbeTable, "probe table with block-bootstrap CIs"),
     "policy": ("policy/policy.json", Policy, "fitted policy and thresholds per representation"),
     "backtest": ("backtest/metrics.json", BacktestMetrics, "strategy and baseline metrics"),

@@ -8,12 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from marketjepa.artifacts import read_json
+from marketjepa.artifacts import read_json, to_jsonable
 from marketjepa.data.prepared import PreparedData
 from marketjepa.errors import StageInputMissing
 from marketjepa.evaluate import probes as pr
 from marketjepa.evaluate import represent as rp
 from marketjepa.pipeline import RUN_STAGES, STAGE_OUTPUT, stage_hash
+from marketjepa.results import Represented, read_result, result_dict
 
 
 def _fast(cfg):
@@ -36,7 +37,8 @@ def represented(tiny_run, tmp_path_factory):
 
 def test_represent_writes_representations_rows_and_summary(represented):
     cfg, prepared, run_dir, summary = represented
-    assert summary == read_json(run_dir / rp.SUMMARY_FILE)
+    on_disk = read_result(run_dir / rp.SUMMARY_FILE, Represented)
+    assert result_dict(on_disk) == {"schema_version": 1, **to_jsonable(summary)}
     names = list(summary["representations"])
     assert names[:2] == ["lejepa", "lejepa_mean"]  # the probe order: LeJEPA first
     assert {"raw_window", "hybrid", "har_rv", "random_init", "supervised"} <= set(names)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from marketjepa.artifacts import read_json, write_json
+from marketjepa.artifacts import read_json
 from marketjepa.config import Config
 from marketjepa.console import stage_line
 from marketjepa.data.prepared import PreparedData
@@ -42,6 +42,7 @@ from marketjepa.model.sigreg import (
     sigreg_view,
     token_positions,
 )
+from marketjepa.results import Diagnostics, validate_result, write_result
 from marketjepa.train.checkpoint import checkpoint_path, load_checkpoint, load_model
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -146,7 +147,9 @@ def diagnose_arrays(
         "splits": reports,
         "verdict": overall,
     }
-    write_json(run_dir / "diagnostics.json", result)
+    write_result(
+        run_dir / "diagnostics.json", validate_result(result, Diagnostics, "diagnostics.json")
+    )
     msg = f"verdict {overall['status']}"
     if heldout:
         p = reports[heldout]["probe"]

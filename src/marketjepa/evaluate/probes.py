@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from marketjepa.artifacts import write_json
 from marketjepa.config import Config, EvalConfig, SplitConfig
 from marketjepa.console import console, stage_line
 from marketjepa.constants import CLASS_NAMES, N_CLASSES, SPLIT_NAMES, TEST, TRAIN, VAL
@@ -65,6 +64,7 @@ from marketjepa.evaluate.scoring import (  # noqa: F401  (re-exported)
 )
 from marketjepa.evaluate.signed_return import day_mean_test, signed_returns
 from marketjepa.evaluate.tables import print_tables, render_probe_tables
+from marketjepa.results import ProbeTable, validate_result, write_result
 
 # ---------------------------------------------------------------------------------------
 # the probe table
@@ -555,7 +555,7 @@ def run_probes(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
         "notes": notes,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    write_json(run_dir / "probes.json", result)
+    write_result(run_dir / "probes.json", validate_result(result, ProbeTable, "probes.json"))
     _print_summary(result, len(reps), eval_split)
     return result
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from marketjepa.artifacts import read_json, write_json
+from marketjepa.artifacts import read_json
 from marketjepa.config import Config
 from marketjepa.console import stage_line
 from marketjepa.constants import SPLIT_NAMES, TEST, TRAIN, VAL
@@ -40,6 +40,7 @@ from marketjepa.device import resolve_device
 from marketjepa.errors import MarketJepaError, StageInputMissing
 from marketjepa.evaluate import baselines as bl
 from marketjepa.model.embedding import encoder_embeddings
+from marketjepa.results import Represented, validate_result, write_result
 from marketjepa.train.checkpoint import load_model
 
 REP_DIR = "representations"
@@ -420,7 +421,7 @@ def run_represent(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict[str, A
         "build_seconds": seconds,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    write_json(run_dir / SUMMARY_FILE, summary)
+    write_result(run_dir / SUMMARY_FILE, validate_result(summary, Represented, SUMMARY_FILE))
     stage_line(
         "represent",
         f"{len(reps)} representations of {rows.anchors.size} probe rows "

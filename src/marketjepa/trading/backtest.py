@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketjepa.artifacts import atomic_path, read_json, to_jsonable, write_json
+from marketjepa.artifacts import atomic_path, read_json, to_jsonable
 from marketjepa.config import BacktestConfig, Config
 from marketjepa.console import console, stage_line
 from marketjepa.errors import DataValidationError, StageInputMissing
+from marketjepa.results import BacktestMetrics, validate_result, write_result
 from marketjepa.trading.attribution import ATTRIBUTION_COLUMNS, attribute, summarize
 from marketjepa.trading.costs import MULTIPLIER, CostModel, itemize
 from marketjepa.trading.metrics import strategy_metrics
@@ -488,7 +489,10 @@ def run_backtest(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict:
     with atomic_path(out_dir / "equity.parquet") as tmp:
         equity.write_parquet(tmp)
     report["seconds"] = round(time.perf_counter() - t_start, 3)
-    write_json(out_dir / "metrics.json", to_jsonable(report))
+    write_result(
+        out_dir / "metrics.json",
+        validate_result(report, BacktestMetrics, "backtest/metrics.json"),
+    )
     print_table(report)
     return report
 

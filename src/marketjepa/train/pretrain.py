@@ -53,7 +53,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from marketjepa.artifacts import write_json
 from marketjepa.config import Config
 from marketjepa.console import stage_line
 from marketjepa.data.prepared import PreparedData
@@ -61,6 +60,7 @@ from marketjepa.data.windows import WindowDataset, WindowSpec
 from marketjepa.device import autocast_ctx
 from marketjepa.errors import MarketJepaError, TrainingDiverged
 from marketjepa.model.jepa import LeJEPA
+from marketjepa.results import PretrainSummary, validate_result, write_result
 from marketjepa.train.batches import (
     Batch,
     BatchSampler,
@@ -383,7 +383,9 @@ def _finish(
         n_train_windows=int(plan.train_starts.size),
         n_val_windows=int(plan.val_starts.size),
     )
-    write_json(run_dir / "pretrain.json", summary)
+    write_result(
+        run_dir / "pretrain.json", validate_result(summary, PretrainSummary, "pretrain.json")
+    )
     last = state.history[-1] if state.history else {}
     line = (
         f"{state.status}: {len(state.history)} epochs, {state.step} steps in "
@@ -425,5 +427,8 @@ def _check_finite(
         state.status, state.message = "diverged", message
         summary = _summary(state, t0)
         summary["diverged_at"] = {"epoch": epoch + 1, "step": state.step, "value": name}
-        write_json(ckpts.run_dir / "pretrain.json", summary)
+        write_result(
+            ckpts.run_dir / "pretrain.json",
+            validate_result(summary, PretrainSummary, "pretrain.json"),
+        )
     raise TrainingDiverged(message)
