@@ -63,6 +63,7 @@ TODAY: dict[str, Any] = {
     "model.session_mask": False,
     "loss.target_exclude": [],
     "loss.aux_future_mean": 0.0,
+    "loss.sigreg_pooling": "same",
 }
 
 
