@@ -9,6 +9,11 @@ score for the variant's random-init encoder and the validation per-epoch latent 
     python benchmarks/lever_screen.py --preset cpu --set model.causal=true \\
         --set loss.target_path=sequence --epochs 2 --out runs/screen/causal_seq
 
+``--readouts last,mean,cat`` also scores other linear readouts of the same tokens (the
+last token, the mean of tokens, their concatenation; ``raw+last`` = raw window statistics
+next to the last token) with the same train-fit / validation-score probe, and prints raw
+window statistics once on the same rows as the reference (issue #12, third round).
+
 Prepares the market first if needed (like every stage command).
 """
 
@@ -22,12 +27,70 @@ import numpy as np
 import torch
 
 from marketjepa.config import load_config
-from marketjepa.data.prepared import PreparedData
-from marketjepa.data.windows import WindowSpec
-from marketjepa.evaluate.baselines import build_encoder
+from marketjepa.constants import TRAIN, VAL
+from marketjepa.data.prepared import PreparedData, truth_arrays
+from marketjepa.data.windows import WindowDataset, WindowSpec
+from marketjepa.evaluate.baselines import build_encoder, raw_window_features
 from marketjepa.pipeline import ensure_prepared, ensure_synthetic
 from marketjepa.train.pretrain import train_lejepa
-from marketjepa.tune.levers import validation_score
+from marketjepa.tune.levers import (
+    accuracy,
+    filter_share,
+    probe_predictions,
+    probe_starts,
+    validation_score,
+)
+
+READOUTS = ("last", "mean", "cat", "raw+last")
+
+
+class Readouts:
+    """Validation latent shares of several linear readouts of one encoder's tokens.
+
+    Same rows, probe and score as :func:`validation_score` (train-fit, C on validation,
+    scored on validation days; test days never read); only the embedding differs.
+    """
+
+    def __init__(self, cfg, x: np.ndarray, split: np.ndarray, label, truth, names) -> None:
+        self.cfg, self.x, self.names = cfg, x, names
+        self.spec = WindowSpec.from_config(cfg.windows)
+        starts = probe_starts(split, label, self.spec.context_len, (TRAIN, VAL), 6000)
+        self.starts = np.concatenate([starts[TRAIN], starts[VAL]])
+        self.sp = np.concatenate([np.full(starts[s].size, s, np.int8) for s in (TRAIN, VAL)])
+        anchors = self.spec.anchor(self.starts)
+        regime, filt = truth_arrays(truth)
+        if regime is None:
+            raise SystemExit("--readouts needs a synthetic market (the true regime)")
+        self.r = regime[anchors].astype(np.int64)
+        v = self.sp == VAL
+        self.chance = float(np.mean(self.r[v] == np.bincount(self.r[self.sp == TRAIN]).argmax()))
+        self.acc_f = accuracy(self.r[v], filt[anchors][v].argmax(axis=1))
+        self.raw = raw_window_features(x, anchors, self.spec.patch_len, self.spec.context_len)
+
+    def share(self, X: np.ndarray) -> float:
+        v = self.sp == VAL
+        pred = probe_predictions(X, self.r, self.sp, self.cfg.eval.probe_c_grid, self.cfg.eval.seed)
+        return filter_share(accuracy(self.r[v], pred[v]), self.acc_f, self.chance)
+
+    @torch.no_grad()
+    def __call__(self, encoder: torch.nn.Module) -> dict[str, float]:
+        was = encoder.training
+        encoder.eval()
+        ds = WindowDataset(self.x, self.spec, next(encoder.parameters()).device)
+        last, mean = [], []
+        for i in range(0, self.starts.size, 1024):
+            tok = encoder(ds.context(self.starts[i : i + 1024]))
+            last.append(tok[:, -1].float().cpu().numpy())
+            mean.append(tok.mean(dim=1).float().cpu().numpy())
+        encoder.train(was)
+        emb = {"last": np.concatenate(last), "mean": np.concatenate(mean)}
+        emb["cat"] = np.concatenate([emb["last"], emb["mean"]], axis=1)
+        emb["raw+last"] = np.concatenate([self.raw, emb["last"]], axis=1)
+        return {n: self.share(emb[n]) for n in self.names}
+
+
+def _fmt(shares: dict[str, float]) -> str:
+    return ", ".join(f"{n} {v:.3f}" for n, v in shares.items())
 
 
 def main() -> None:
@@ -37,6 +100,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     ap.add_argument("--out", type=Path, default=Path("runs/screen/variant"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--readouts", default="", help=f"comma-separated extra readouts from {READOUTS}"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sets = ["train.watchdog.enabled=false", "train.device=cpu", *args.sets]
@@ -53,6 +119,13 @@ def main() -> None:
     enc = build_encoder(x.shape[1], spec, cfg.model, cfg.train.seed, data.feature_names)
     r = validation_score(enc, cfg, x, split, label, data.truth)
     print(f"{name} epoch 0 (random init): latent share {r['latent_share']:.3f}", flush=True)
+    names = [n for n in args.readouts.split(",") if n]
+    if unknown := sorted(set(names) - set(READOUTS)):
+        raise SystemExit(f"unknown --readouts {unknown}; choose from {READOUTS}")
+    readouts = Readouts(cfg, x, split, label, data.truth, names) if names else None
+    if readouts is not None:
+        print(f"{name} raw window statistics: latent share {readouts.share(readouts.raw):.3f}")
+        print(f"{name} epoch 0 (random init) readouts: {_fmt(readouts(enc))}", flush=True)
     t0 = time.time()
 
     def on_epoch(epoch: int, row: dict, model: torch.nn.Module) -> None:
@@ -64,6 +137,8 @@ def main() -> None:
             f"{time.time() - t0:.0f}s",
             flush=True,
         )
+        if readouts is not None:
+            print(f"{name} epoch {epoch} readouts: {_fmt(readouts(model.encoder))}", flush=True)
 
     train_lejepa(
         cfg,

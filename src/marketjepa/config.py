@@ -280,6 +280,10 @@ class LossConfig(_Section):
     num_knots: int = Field(17, ge=3)
     t_max: float = Field(3.0, gt=0)
     sigreg_on: Literal["pooled", "tokens", "both"] = "pooled"
+    # The pooling of the 'pooled' SIGReg term: 'same' = model.pooling (the probed
+    # embedding); 'mean' regularizes the mean of tokens while the probes read the last
+    # token (issue #12, third round: +0.01–0.03 regime share over random init).
+    sigreg_pooling: Literal["same", "last", "mean"] = "same"
     ema: bool = True
     ema_momentum: float = Field(0.996, ge=0, lt=1)
     # Predict every target patch (each a horizon) vs only the pooled target embedding.

@@ -233,3 +233,20 @@ def test_infonce_auxiliary_adds_to_the_loss():
     base = out["pred"] + cfg.loss.lambda_sigreg * out["sigreg"]
     assert torch.allclose(out["loss"], base + 0.5 * out["aux_infonce"], atol=1e-5)
     out["loss"].backward()
+
+
+def test_sigreg_pooling_mean_regularizes_the_mean_of_tokens_not_the_probed_last_token():
+    ctx, tgt = _batch()
+    m = _model(_loss(sigreg_pooling="mean"))
+    out = m(ctx, tgt, step=3)
+    pooled, tokens = m.embed(ctx)
+    torch.testing.assert_close(out["z_probe"], tokens[:, -1].detach())  # probes read last
+    d = sample_directions(16, 32, 0, 3, tokens.device)
+    cfg = m.loss_cfg
+    ref = sigreg(tokens.mean(dim=1), d, cfg.num_knots, cfg.t_max)
+    torch.testing.assert_close(out["sigreg"], ref)
+    torch.testing.assert_close(out["z_sigreg"], tokens.mean(dim=1).detach())
+    same = _model(_loss())(ctx, tgt, step=3)  # default: the probed (last-token) pooling
+    torch.testing.assert_close(same["sigreg"], sigreg(pooled, d, cfg.num_knots, cfg.t_max))
+    assert not torch.allclose(same["sigreg"], out["sigreg"])
+    torch.testing.assert_close(same["pred"], out["pred"])  # only the SIGReg term differs

@@ -87,3 +87,13 @@ class PreparedData:
     def option_bars(self) -> pl.DataFrame | None:
         p = self.path / "option_bars.parquet"
         return pl.read_parquet(p) if p.exists() else None
+
+
+def truth_arrays(truth: dict | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(regime [n], Bayes-filter posterior [n, K])`` of a synthetic market's truth columns
+    (``None`` where absent: real data has no truth, an old truth file no posterior)."""
+    if not truth or "regime" not in truth:
+        return None, None
+    cols = sorted((k for k in truth if k.startswith("filter_p")), key=lambda k: int(k[8:]))
+    filt = np.column_stack([np.asarray(truth[c]) for c in cols]) if cols else None
+    return np.asarray(truth["regime"]), filt

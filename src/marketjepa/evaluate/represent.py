@@ -34,7 +34,7 @@ from marketjepa.config import Config
 from marketjepa.console import stage_line
 from marketjepa.constants import SPLIT_NAMES, TEST, TRAIN, VAL
 from marketjepa.data.calendar import full_session_minutes
-from marketjepa.data.prepared import PreparedData
+from marketjepa.data.prepared import PreparedData, truth_arrays
 from marketjepa.data.windows import WindowDataset, WindowSpec, even_subsample
 from marketjepa.device import resolve_device
 from marketjepa.errors import MarketJepaError, StageInputMissing
@@ -111,15 +111,6 @@ def load_embeddings(run_dir: Path) -> dict[int, dict[str, np.ndarray]]:
     return out
 
 
-def _truth_arrays(truth: dict | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if not truth or "regime" not in truth:
-        return None, None
-    cols = sorted((k for k in truth if k.startswith("filter_p")), key=lambda k: int(k[8:]))
-    if not cols:
-        return np.asarray(truth["regime"]), None
-    return np.asarray(truth["regime"]), np.column_stack([np.asarray(truth[c]) for c in cols])
-
-
 def select_rows(
     data: PreparedData, emb: dict[int, dict[str, np.ndarray]], max_rows: int
 ) -> tuple[ProbeRows, np.ndarray, np.ndarray]:
@@ -139,7 +130,7 @@ def select_rows(
     split = np.concatenate([np.full(pos[s].size, s, dtype=np.int8) for s in order])
     if np.any(np.asarray(data.split)[anchors] != split):
         raise MarketJepaError("embedding anchors disagree with the prepared split column")
-    regime, filt = _truth_arrays(getattr(data, "truth", None))
+    regime, filt = truth_arrays(getattr(data, "truth", None))
     rows = ProbeRows(
         anchors=anchors,
         split=split,

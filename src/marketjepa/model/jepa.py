@@ -10,6 +10,7 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
     pred    = (1/T) Σ_h MSE(preds_h, targets_h)        multi-horizon (each patch a horizon)
             | MSE(pool(preds), pool(targets))          otherwise (pooled target embedding)
     sigreg  = SIGReg(z) | SIGReg(tokens as [B·C, d]) | their mean       (``sigreg_on``)
+              (z pooled as ``loss.sigreg_pooling`` says: the probed pooling, or mean/last)
     loss    = pred + λ·sigreg                 ('additive', the seed: 1.55 + 0.1·53.63 = 6.91)
             | (1 − λ)·pred + λ·sigreg         ('lejepa': the LeJEPA objective,
                                                Balestriero & LeCun 2025)
@@ -246,11 +247,15 @@ class LeJEPA(nn.Module):
         def _sig(z: Tensor) -> Tensor:
             return sigreg(z, directions, cfg.num_knots, cfg.t_max, reduce_fn)
 
+        # ``loss.sigreg_pooling``: regularize the probed pooling (same) or another one
+        # (e.g. the mean of tokens while the probes read the last token).
+        same = cfg.sigreg_pooling == "same"
+        z_pool = pooled if same else pool_tokens(tokens, cfg.sigreg_pooling)
         if cfg.sigreg_on == "pooled":
-            return _sig(pooled), pooled
+            return _sig(z_pool), z_pool
         if cfg.sigreg_on == "tokens":
             return _sig(flat_tokens), flat_tokens
-        sig_p, sig_t = _sig(pooled), _sig(flat_tokens)
+        sig_p, sig_t = _sig(z_pool), _sig(flat_tokens)
         out["sigreg_pooled"], out["sigreg_tokens"] = sig_p.detach(), sig_t.detach()
         return 0.5 * (sig_p + sig_t), flat_tokens
 

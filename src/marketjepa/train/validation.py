@@ -18,6 +18,7 @@ from torch import nn
 
 from marketjepa.artifacts import EMBEDDING_STAT_KEYS
 from marketjepa.config import Config
+from marketjepa.data.prepared import truth_arrays
 from marketjepa.data.windows import WindowDataset
 from marketjepa.device import autocast_ctx
 from marketjepa.model.collapse import embedding_stats, row_verdict
@@ -80,17 +81,6 @@ def diagnostics_columns(z: np.ndarray, prefix: str, dead_share: float) -> dict[s
     return out
 
 
-def _truth_at(
-    truth: dict[str, np.ndarray] | None, rows: np.ndarray
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if not truth or "regime" not in truth:
-        return None, None
-    regime = np.asarray(truth["regime"])[rows]
-    keys = sorted((k for k in truth if k.startswith("filter_p")), key=lambda k: int(k[8:]))
-    filt = np.stack([np.asarray(truth[k])[rows] for k in keys], axis=1) if keys else None
-    return regime, filt
-
-
 class Validator:
     """Scores the model on the fixed validation windows once per epoch (rank 0 only)."""
 
@@ -104,7 +94,10 @@ class Validator:
     ) -> None:
         self.data, self.starts, self.cfg, self.future_means = data, starts, cfg, future_means
         self.token_pos = token_positions(starts.size, data.spec.context_patches, cfg.train.seed)
-        self.regime, self.filt = _truth_at(truth, data.spec.anchor(starts))
+        regime, filt = truth_arrays(truth)
+        rows = data.spec.anchor(starts)
+        self.regime = None if regime is None else regime[rows]
+        self.filt = None if regime is None or filt is None else filt[rows]
 
     def epoch_row(self, model: nn.Module, epoch: int, step: int, lr: float) -> dict[str, Any]:
         """One ``metrics.csv`` row (without the train losses and timing) after ``epoch``."""

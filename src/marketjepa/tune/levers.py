@@ -39,7 +39,7 @@ from marketjepa.artifacts import write_json
 from marketjepa.config import Config, apply_overrides, build_config
 from marketjepa.console import stage_line
 from marketjepa.constants import N_CLASSES, TEST, TRAIN, VAL
-from marketjepa.data.prepared import PreparedData
+from marketjepa.data.prepared import PreparedData, truth_arrays
 from marketjepa.data.windows import WindowDataset, WindowSpec, context_starts
 from marketjepa.evaluate.baselines import build_encoder, encoder_embeddings, raw_window_features
 from marketjepa.evaluate.bootstrap import block_bootstrap
@@ -63,6 +63,7 @@ TODAY: dict[str, Any] = {
     "model.session_mask": False,
     "loss.target_exclude": [],
     "loss.aux_future_mean": 0.0,
+    "loss.sigreg_pooling": "same",
 }
 
 
@@ -107,22 +108,22 @@ def embed(encoder: torch.nn.Module, features: np.ndarray, spec, starts: np.ndarr
     return encoder_embeddings(encoder, ds, starts, batch_size=1024)
 
 
-def _fit(
+def probe_predictions(
     X: np.ndarray, y: np.ndarray, split: np.ndarray, grid: list[float], seed: int, labels=False
 ):
     """Probe predictions for every row: the regime probe maximizes accuracy (as the probes
     stage does); the label probe is class-balanced and picks C by balanced accuracy, else
     it predicts HOLD everywhere and has no direction accuracy."""
-    kw = {} if labels else {"balanced": False, "select_by": _accuracy}
+    kw = {} if labels else {"balanced": False, "select_by": accuracy}
     with threadpool_limits(limits=1, user_api="blas"):
         return fit_classification_probe(X, y, split, grid, seed=seed, **kw).predictions
 
 
-def _accuracy(yt: np.ndarray, yp: np.ndarray) -> float:
+def accuracy(yt: np.ndarray, yp: np.ndarray) -> float:
     return float(np.mean(yt == yp))
 
 
-def _share(acc: float, acc_filter: float, chance: float) -> float:
+def filter_share(acc: float, acc_filter: float, chance: float) -> float:
     return (acc - chance) / (acc_filter - chance) if acc_filter > chance else math.nan
 
 
@@ -150,27 +151,20 @@ def validation_score(
     v = sp == VAL
     seed, grid = cfg.eval.seed, cfg.eval.probe_c_grid
     y = np.asarray(label)[anchors].astype(np.int64)
-    out = {"direction_lift": _direction_lift(y[v], _fit(X, y, sp, grid, seed, True)[v])}
+    out = {
+        "direction_lift": _direction_lift(y[v], probe_predictions(X, y, sp, grid, seed, True)[v])
+    }
     out["latent_share"] = math.nan
-    regime, filt = _truth(truth)
-    if regime is not None:
+    regime, filt = truth_arrays(truth)
+    if regime is not None and filt is not None:
         r = regime[anchors].astype(np.int64)
-        pred = _fit(X, r, sp, grid, seed)
+        pred = probe_predictions(X, r, sp, grid, seed)
         chance = float(np.mean(r[v] == np.bincount(r[sp == TRAIN]).argmax()))
-        acc_f = _accuracy(r[v], filt[anchors][v].argmax(axis=1))
-        out["latent_share"] = _share(_accuracy(r[v], pred[v]), acc_f, chance)
+        acc_f = accuracy(r[v], filt[anchors][v].argmax(axis=1))
+        out["latent_share"] = filter_share(accuracy(r[v], pred[v]), acc_f, chance)
     finite = math.isfinite(out["latent_share"])
     out["objective"] = out["latent_share"] if finite else out["direction_lift"]
     return out
-
-
-def _truth(truth: dict[str, np.ndarray] | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if not truth or "regime" not in truth:
-        return None, None
-    keys = sorted((k for k in truth if k.startswith("filter_p")), key=lambda k: int(k[8:]))
-    if not keys:
-        return None, None
-    return np.asarray(truth["regime"]), np.column_stack([np.asarray(truth[k]) for k in keys])
 
 
 # ------------------------------------------------------------------- the experiment
@@ -191,12 +185,14 @@ def compare_representations(
     ev = cfg.eval
     e = sp == TEST
     y = np.asarray(label)[anchors].astype(np.int64)
-    preds = {n: _fit(X, y, sp, ev.probe_c_grid, ev.seed, True) for n, X in reps.items()}
-    regime, filt = _truth(truth)
+    preds = {
+        n: probe_predictions(X, y, sp, ev.probe_c_grid, ev.seed, True) for n, X in reps.items()
+    }
+    regime, filt = truth_arrays(truth)
     latent: dict[str, np.ndarray] = {}
-    if regime is not None:
+    if regime is not None and filt is not None:
         r = regime[anchors].astype(np.int64)
-        latent = {n: _fit(X, r, sp, ev.probe_c_grid, ev.seed) for n, X in reps.items()}
+        latent = {n: probe_predictions(X, r, sp, ev.probe_c_grid, ev.seed) for n, X in reps.items()}
         latent["bayes_filter"] = filt[anchors].argmax(axis=1)
         majority = int(np.bincount(r[sp == TRAIN]).argmax())
     names = list(reps)
@@ -214,10 +210,10 @@ def compare_representations(
         if latent:
             yr = cols[:, 1]
             chance = float(np.mean(yr == majority))
-            acc_f = _accuracy(yr, cols[:, -1])
+            acc_f = accuracy(yr, cols[:, -1])
             base = 2 + len(names)
             for i, n in enumerate(names):
-                out[f"lat:{n}"] = _share(_accuracy(yr, cols[:, base + i]), acc_f, chance)
+                out[f"lat:{n}"] = filter_share(accuracy(yr, cols[:, base + i]), acc_f, chance)
         for n in names:
             if n == primary:
                 continue

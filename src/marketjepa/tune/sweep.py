@@ -47,6 +47,7 @@ SEARCH_SPACE: dict[str, tuple[str, list[Any]]] = {
     "windows.target_patches": ("cat", [3, 6, 12, 24]),
     "target_scales": ("cat", ["per_patch", "multi_scale"]),
     "loss.sigreg_on": ("cat", ["pooled", "tokens", "both"]),
+    "loss.sigreg_pooling": ("cat", ["same", "mean"]),
     "loss.lambda_sigreg": ("log", [0.1, 10.0]),
     "model.predictor_layers": ("cat", [1, 2, 3]),
     "model.predictor_d_model": ("cat", [32, 64, 128]),
