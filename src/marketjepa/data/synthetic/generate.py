@@ -30,7 +30,7 @@ from marketjepa.data.synthetic.market import (
     rng_for,
     simulate_market,
 )
-from marketjepa.data.synthetic.options import COLUMNS, day_option_bars
+from marketjepa.data.synthetic.options import STOCK_COLUMNS, day_option_bars
 from marketjepa.data.synthetic.stock import POST, PRE
 from marketjepa.errors import MarketJepaError
 from marketjepa.rundir_lock import clean_data_temps
@@ -60,7 +60,7 @@ def _stock_frame(market: SyntheticMarket, d: int) -> pl.DataFrame:
             "window_start": b.ts[sl],
             "transactions": b.transactions[sl],
         }
-    ).select(COLUMNS)
+    ).select(STOCK_COLUMNS)
 
 
 def _check_target(out_dir: Path) -> None:
