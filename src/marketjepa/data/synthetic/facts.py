@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from rich.table import Table
 from scipy.stats import kurtosis
 
 from marketjepa.black_scholes import bs_price
@@ -175,4 +176,29 @@ def facts_rows(facts: dict[str, float]) -> list[tuple[str, float, str, str]]:
     return rows
 
 
-__all__ = ["BANDS", "Band", "Z25", "facts_rows", "option_facts", "stock_facts", "stylized_facts"]
+def facts_table(market: SyntheticMarket) -> Table:
+    """The stylized facts of ``market`` as a printable table."""
+    cfg = market.cfg
+    table = Table(
+        title=(
+            f"Stylized facts: {len(market.days)} sessions {market.days[0]}..{market.days[-1]}, "
+            f"seed {cfg.seed}, profile {cfg.profile}"
+        )
+    )
+    for col, just in (("fact", "left"), ("value", "right"), ("band", "right"), ("in band", "left")):
+        table.add_column(col, justify=just)
+    for label, value, band, ok in facts_rows(stylized_facts(market)):
+        table.add_row(label, f"{value:.3f}", band, ok)
+    return table
+
+
+__all__ = [
+    "BANDS",
+    "Band",
+    "Z25",
+    "facts_rows",
+    "facts_table",
+    "option_facts",
+    "stock_facts",
+    "stylized_facts",
+]

@@ -41,7 +41,7 @@ from marketjepa.errors import MarketJepaError
 # Random stream ids (seed, id): changing one component never shifts another's draws.
 STREAM_REGIME, STREAM_EVIDENCE, STREAM_VOL, STREAM_BARS, STREAM_OPTIONS = 1, 2, 3, 4, 5
 # Calendar look-ahead so the last quarterly expiry of the last day is a known session.
-EXPIRY_LOOKAHEAD_DAYS = 320
+EXPIRY_LOOKAHEAD_DAYS = 380
 
 
 def rng_for(seed: int, *stream: int) -> np.random.Generator:

@@ -15,7 +15,7 @@ quote updates without a trade (volume 0). Prices are Black–Scholes on the surf
 (:mod:`.surface`) at the bar's underlying open/high/low/close with a small trade-price
 noise, rounded to cents. Each bar also carries the **bid and ask** at its close: a
 half-spread of ``spread_iv`` in IV (× vega) widening with |moneyness| and at short
-maturity, bid rounded down and ask up to the cent (so ≥ 1 tick wide); the close trade
+maturity (at least ``spread_rel`` × mid), bid rounded down and ask up to the cent (so ≥ 1 tick wide); the close trade
 lies between them.
 """
 
@@ -166,7 +166,7 @@ def quote_bid_ask(
     half = half_spread_iv(x, t_years, p) * vega(
         spot, strike, t_years, iv, p.risk_free_rate, p.dividend_yield
     )
-    half = np.maximum(half, 0.005)
+    half = np.maximum(half, np.maximum(0.005, p.spread_rel * mid))
     bid = np.maximum(np.floor((mid - half) * 100.0 + 1e-9) / 100.0, 0.0)
     ask = np.maximum(np.ceil((mid + half) * 100.0 - 1e-9) / 100.0, bid + 0.01)
     return bid, np.round(ask, 2)

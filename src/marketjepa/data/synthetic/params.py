@@ -103,6 +103,7 @@ class MarketParams:
     spread_iv: float = 0.00045
     spread_moneyness: float = 0.6
     spread_short: float = 1.0
+    spread_rel: float = 0.0015  # floor of the half-spread as a share of the mid (deep ITM)
 
     # ---- derived quantities ----
     @property
