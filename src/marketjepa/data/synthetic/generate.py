@@ -31,6 +31,7 @@ from marketjepa.data.synthetic.market import (
     simulate_market,
 )
 from marketjepa.data.synthetic.options import STOCK_COLUMNS, day_option_bars
+from marketjepa.data.synthetic.params import SYNTH_MODEL_VERSION
 from marketjepa.data.synthetic.stock import POST, PRE
 from marketjepa.errors import MarketJepaError
 from marketjepa.rundir_lock import clean_data_temps
@@ -186,6 +187,7 @@ def generate_market(cfg: SynthConfig, out_dir: Path, progress: bool = True) -> d
             {
                 "generator": GENERATOR,
                 "version": __version__,
+                "model_version": SYNTH_MODEL_VERSION,
                 "config": cfg.model_dump(mode="json"),
                 "first_session": market.days[0],
                 "last_session": market.days[-1],

@@ -16,6 +16,9 @@ import numpy as np
 from marketjepa.config import DataConfig, SynthConfig
 from marketjepa.data.synthetic.seasonality import VOL_SHAPE, VOLUME_SHAPE
 
+# Bumped whenever the generated market changes for the same SynthConfig (it enters the
+# synthetic-market cache hash). 2: issue 15 (three-scale vol, jumps, events, full chain).
+SYNTH_MODEL_VERSION = 2
 FULL_SESSION = 390
 SESSIONS_PER_YEAR = 252
 # The minute grid of a session; half days use the first 210 columns.
