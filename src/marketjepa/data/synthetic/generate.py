@@ -147,8 +147,9 @@ def _params_json(market: SyntheticMarket) -> dict[str, Any]:
             "Hidden regime k has direction level_k; per regular-session bar the log return is "
             "r = σ·y with y = drift_sigma·level_k + autocorr_k·y_prev + ε (ε unit-variance "
             "Student-t, dof t_dof). truth/latent.parquet 'drift' = drift_sigma·level_k·σ (log "
-            "return per minute). filter_p* = forward filter with the true parameters from the "
-            "per-bar evidence (z_skew, z_pc, z_vol) and standardized returns y; the chain "
+            "return per minute); ε also carries the rare jumps (jump_*) and is truncated "
+            "at ±shock_cap, which the filter's t likelihood ignores. filter_p* = forward "
+            "filter with the true parameters from the per-bar evidence (z_skew, z_pc, z_vol) and standardized returns y; the chain "
             "restarts from the uniform law at each open."
         ),
         "regime_names": _regime_names(p.n_regimes),
