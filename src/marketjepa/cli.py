@@ -76,12 +76,26 @@ def synth(
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default <synth.out_dir>/<synth hash>).")
     ] = None,
+    facts: Annotated[
+        bool,
+        typer.Option(
+            "--facts", help="Print the market's stylized facts against real-data bands; no files."
+        ),
+    ] = False,
 ) -> None:
     """Generate the embedded synthetic SPY + options market (raw Polygon-style files).
 
     Writes one stock and one option file per NYSE trading day, plus the hidden regime
-    and its Bayes-filter posterior under truth/ (used only for oracles).
+    and its Bayes-filter posterior under truth/ (used only for oracles). With --facts,
+    simulates the same market in memory and prints its stylized-facts table instead.
     """
+    if facts:
+        from marketjepa.data.synthetic.facts import facts_table
+        from marketjepa.data.synthetic.market import simulate_market
+
+        cfg = _config(preset, config, set_)
+        console.print(facts_table(simulate_market(cfg.synth)))
+        return
     from marketjepa.data.synthetic import generate_market
     from marketjepa.paths import synthetic_dir
 

@@ -82,10 +82,16 @@ class SynthConfig(_Section):
     # How strongly each bar's observables reflect the regime (per unit signal).
     evidence_strength: float = 0.25
     annual_vol: float = Field(0.16, gt=0)
+    # Market regime of the volatility/tail parameters (independent of the planted signal):
+    # 'default' (calibrated to SPY 2018–2024 minute data), 'calm' (0.75× annual_vol, less
+    # vol-of-vol, half the jump rate, thinner overnight gaps, flatter skew) or 'stressed'
+    # (1.6× annual_vol, more vol-of-vol, 3× jumps, fatter and larger overnight gaps, steeper
+    # skew, wider quotes). See docs/synthetic_market.md.
+    profile: Literal["default", "calm", "stressed"] = "default"
     premarket_minutes: int = Field(30, ge=0)
     postmarket_minutes: int = Field(30, ge=0)
     options: bool = True
-    # Strikes either side of ATM in the synthetic chain, $1 apart.
+    # $1-apart strikes either side of ATM in the synthetic chain ($5 apart beyond, to ±12%).
     strikes_each_side: int = Field(6, ge=1)
     out_dir: str = "data/raw/synthetic"
 

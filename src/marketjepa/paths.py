@@ -10,8 +10,12 @@ from marketjepa.config import Config
 
 
 def synth_hash(cfg: Config) -> str:
-    """Hash of the synthetic-market parameters (the output folder itself excluded)."""
+    """Hash of the synthetic-market parameters and generator model version (the output
+    folder itself excluded), so a changed generator never reuses an old cached market."""
+    from marketjepa.data.synthetic.params import SYNTH_MODEL_VERSION
+
     params = cfg.synth.model_dump(mode="json", exclude={"out_dir"})
+    params["model_version"] = SYNTH_MODEL_VERSION
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 

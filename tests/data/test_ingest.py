@@ -289,3 +289,44 @@ def test_synthetic_layout_defaults(tmp_path):
     res = ingest(cfg, progress=False)  # no options folder → stock only
     assert res.bars.height == 390 and res.option_summary is None
     assert res.inputs["option_files"] == 0
+
+
+def _quoted_setup(tmp_path: Path, bid_ask) -> Path:
+    """One flat session with an option chain; ``bid_ask(close) -> (bid, ask)`` or None."""
+    d = date(2024, 3, 11)
+    flat = day_frame(d).with_columns(
+        pl.lit(500.0).alias(c) for c in ("open", "close", "high", "low")
+    )
+    write_csv_gz(flat, tmp_path / "stocks" / f"{d}.csv.gz")
+    opt = _option_day(d, 500.0, 0.2, 0.04, 0.013)
+    if bid_ask is not None:
+        bid, ask = bid_ask(opt["close"])
+        opt = opt.with_columns(bid=bid, ask=ask)
+    write_csv_gz(opt, tmp_path / "options" / f"{d}.csv.gz")
+    return tmp_path
+
+
+def test_option_quotes_are_kept_when_present(tmp_path):
+    _quoted_setup(tmp_path, lambda c: ((c - 0.02).clip(0.0), c + 0.02))
+    res = ingest(files_cfg(tmp_path, option_files=str(tmp_path / "options" / "*")), False)
+    ob = res.option_bars
+    assert ob.columns[-2:] == ["bid", "ask"]
+    assert ((ob["ask"] - ob["bid"]) > 0).all() and ob["bid"].null_count() == 0
+    assert res.log["option_rows_with_quotes"] == ob.height
+    # IVs still come from the trade closes, as without quotes.
+    assert res.log["iv_failed"] == 0
+
+
+def test_option_files_without_quotes_still_work(tmp_path):
+    _quoted_setup(tmp_path, None)
+    res = ingest(files_cfg(tmp_path, option_files=str(tmp_path / "options" / "*")), False)
+    assert "bid" not in res.option_bars.columns
+    assert res.log["option_rows_with_quotes"] == 0
+
+
+def test_crossed_option_quote_is_an_error_naming_the_row(tmp_path):
+    _quoted_setup(tmp_path, lambda c: (c + 0.05, c + 0.01))
+    with pytest.raises(DataValidationError) as err:
+        ingest(files_cfg(tmp_path, option_files=str(tmp_path / "options" / "*")), False)
+    msg = str(err.value)
+    assert "ask below bid" in msg and "2024-03-11.csv.gz" in msg and "row 1" in msg

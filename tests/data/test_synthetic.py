@@ -114,12 +114,39 @@ def test_one_file_per_session_incl_half_day(planted, sessions):
 def test_polygon_columns_and_dtypes(planted):
     for sub in ("stocks", "options"):
         df = pl.read_csv(planted / sub / "2022-11-25.csv.gz")
-        assert df.columns == POLYGON
-        assert df.dtypes == [pl.Utf8, pl.Int64, *[pl.Float64] * 4, pl.Int64, pl.Int64]
+        quotes = ["bid", "ask"] if sub == "options" else []
+        assert df.columns == [*POLYGON, *quotes]
+        assert df.dtypes == [
+            pl.Utf8,
+            pl.Int64,
+            *[pl.Float64] * 4,
+            pl.Int64,
+            pl.Int64,
+            *[pl.Float64] * len(quotes),
+        ]
         assert (df["high"] >= df[["open", "close"]].max_horizontal()).all()
         assert (df["low"] <= df[["open", "close"]].min_horizontal()).all()
-        assert (df["low"] > 0).all() and (df["volume"] >= 1).all()
-        assert (df["transactions"] >= 1).all() and (df["transactions"] <= df["volume"]).all()
+        assert (df["low"] > 0).all() and (df["transactions"] <= df["volume"]).all()
+        traded = df["volume"] >= 1
+        assert (df.filter(traded)["transactions"] >= 1).all()
+        if sub == "stocks":
+            assert traded.all()
+        else:  # a few option bars are quote updates without a trade
+            assert 0.0 < 1.0 - traded.mean() < 0.1
+            assert (df.filter(~traded)["transactions"] == 0).all()
+
+
+def test_option_bid_ask(planted):
+    df = _read_dir(planted / "options")
+    bid, ask, close = df["bid"].to_numpy(), df["ask"].to_numpy(), df["close"].to_numpy()
+    assert (bid >= 0).all() and (ask - bid >= 0.01 - 1e-9).all()
+    assert ((close >= np.maximum(bid, 0.01) - 1e-9) & (close <= ask + 1e-9)).all()
+    # Spreads widen away from the money and at short maturity (relative to price).
+    parsed = parse_occ(df["ticker"])
+    day = pl.Series(df["file"]).str.to_date()
+    dte = (parsed["expiry"] - day).dt.total_days().to_numpy()
+    rel = (ask - bid) / np.maximum(0.5 * (ask + bid), 0.01)
+    assert np.median(rel[dte == 0]) > np.median(rel[(dte > 20) & (dte < 60)])
     stock = pl.read_csv(planted / "stocks" / "2022-11-25.csv.gz")
     assert (stock["ticker"] == "SPY").all() and stock["window_start"].is_sorted()
 
@@ -150,20 +177,25 @@ def test_option_tickers_parse_and_chain(planted, sessions, grid):
     assert parsed["valid"].all() and (parsed["root"] == "SPY").all()
     day = pl.Series(opt["file"]).str.to_date()
     dte = (parsed["expiry"] - day).dt.total_days()
-    assert dte.min() == 0 and dte.max() <= 45
-    per_day = pl.DataFrame({"d": day, "e": parsed["expiry"]}).group_by("d").n_unique()
-    assert (per_day["e"] == 3).all()  # 0DTE, weekly, monthly
+    assert dte.min() == 0 and 190 <= dte.max() <= 350
+    per_day = pl.DataFrame({"d": day, "e": parsed["expiry"], "dte": dte}).group_by("d")
+    per_day = per_day.agg(pl.col("e").n_unique(), pl.col("dte").max())
+    assert (per_day["e"] >= 6).all()  # 0DTE, weeklies, monthlies, quarterlies
+    assert (per_day["dte"] >= 190).all()  # a quarterly ≥ 6 months out every day
     # Weekly/monthly expiries are Fridays (or the Thursday before a Friday holiday).
     later = parsed.filter(dte > 0)["expiry"].dt.weekday().unique().to_list()
     assert set(later) <= {4, 5}  # ISO weekdays: Thursday 4, Friday 5
-    # Strikes $1 apart within ±6 of the day's first regular open.
+    # Strikes $1 apart within ±6 of the day's first regular open, $5 apart out to ±12%.
     first_open = pl.DataFrame({"d": sessions["session"], "k0": np.round(grid["open"][:, 0])})
     k = pl.DataFrame({"d": day, "strike": parsed["strike"]}).join(first_open, on="d")
-    assert ((k["strike"] - k["k0"]).abs() <= 6).all()
+    off = (k["strike"] - k["k0"]).abs()
     assert (k["strike"] == k["strike"].round(0)).all()
+    assert ((off <= 6) | (k["strike"] % 5 == 0)).all()
+    assert (off <= 0.12 * k["k0"] + 1e-9).all() and (off >= 0.09 * k["k0"]).any()
     # Only minutes where a contract traded: far from "every minute", but busy near the money.
-    per_minute = opt.height / (sessions["session_minutes"].sum() * 78)
-    assert 0.03 < per_minute < 0.5
+    n_contracts = opt["ticker"].n_unique()
+    per_minute = opt.height / (sessions["session_minutes"].sum() * n_contracts)
+    assert 0.002 < per_minute < 0.5
     assert opt.select(pl.struct("ticker", "window_start").is_unique().all()).item()
 
 

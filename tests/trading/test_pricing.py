@@ -198,3 +198,43 @@ def test_expiry_calendar_and_time_to_expiry():
     iv = pr.surface_iv(fri, np.array([450.0]), np.array([24.0]))[0]
     expect = bs_price(m.close[fri], 450.0, T, iv, False, m.r, m.q)
     assert pr.quote(fri, 450.0, pr.expiry_day(fri, 0), False).mid[0] == pytest.approx(expect[0])
+
+
+def test_bars_with_quotes_cross_the_spread():
+    """With bid/ask on the bars, the mid is the quote midpoint and fills are at the ask (buy)
+    and the bid (sell); rows without a quote keep the assumed half-spread."""
+    m = random_market(1, 2, session_minutes=60)
+    exp = m.day[0]
+    K = float(np.rint(m.close[0]))
+    rows = np.array([5, 20, 35])
+    bars = pl.DataFrame(
+        {
+            "ts": m.ts[rows],
+            "expiry": pl.Series([int(exp)] * 3).cast(pl.Int32).cast(pl.Date),
+            "right": ["C"] * 3,
+            "strike": [K] * 3,
+            "close": [1.00, 1.50, 1.20],
+            "bid": [0.90, 1.40, None],
+            "ask": [1.10, 1.70, None],
+        }
+    )
+    pr = OptionPricer(m, "bars", OptionBook(bars, m, max_staleness_minutes=3))
+    q = pr.quote(rows, K, exp, True)
+    np.testing.assert_allclose(q.mid, [1.00, 1.55, 1.20])
+    np.testing.assert_allclose(q.half_spread[:2], [0.10, 0.15])
+    assert np.isnan(q.half_spread[2])
+    costs = CostModel(
+        half_spread_abs=0.02, slippage_abs=0.01, commission_per_contract=0.0, fees_per_contract=0.0
+    )
+    sig = np.zeros(m.n, np.int8)
+    sig[4] = 1  # CALL signal at bar 4 → entry at the close of bar 5
+    res = run_strategy(pr, sig, np.ones(m.n, bool), Rules(dte=0, hold_bars=15), costs).trades
+    assert res["entry_row"].tolist() == [5] and res["exit_row"].tolist() == [20]
+    assert res["entry_fill"][0] == pytest.approx(1.10 + 0.01)  # the ask + slippage
+    assert res["exit_fill"][0] == pytest.approx(1.40 - 0.01)  # the bid − slippage
+    assert res["cost_spread"][0] == pytest.approx((0.10 + 0.15) * 100)
+    # The same bars without quotes: the old half-spread assumption around the close.
+    plain = OptionPricer(m, "bars", OptionBook(bars.drop("bid", "ask"), m, 3))
+    res2 = run_strategy(plain, sig, np.ones(m.n, bool), Rules(dte=0, hold_bars=15), costs).trades
+    assert res2["entry_fill"][0] == pytest.approx(1.00 + 0.02 + 0.01)
+    assert res2["exit_fill"][0] == pytest.approx(1.50 - 0.02 - 0.01)

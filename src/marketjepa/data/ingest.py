@@ -9,6 +9,8 @@ Inputs (DESIGN §2, docs/architecture.md "Raw files"):
   close, high, low, window_start, transactions``; ``window_start`` = bar start in Unix ns
   UTC; ``transactions`` optional. Multi-ticker files are fine (rows of other tickers are
   skipped and counted). Option tickers are OCC symbols (``O:SPY240119C00470000``).
+  Option files may add ``bid, ask`` columns (the quote at the bar's close, as the
+  embedded synthetic market writes); both or neither, the same names in either format.
 - ``data.format: table`` — any CSV/CSV.gz/Parquet with ``data.columns`` naming the
   columns; the timestamp is an integer epoch (``timestamp_unit`` ns/us/ms/s, UTC) or a
   datetime (``timestamp_unit: datetime``; parsed strings or a datetime column; naive values
@@ -46,10 +48,12 @@ from marketjepa.data.occ import parse_occ
 from marketjepa.data.option_summary import SUMMARY_COLUMNS, option_summary
 from marketjepa.data.validation import (
     NUMERIC_COLUMNS,
+    QUOTE_COLUMNS,
     check_columns,
     check_not_empty,
     check_occ,
     check_order,
+    check_quotes,
     check_trading_days,
     check_values,
     fill_gaps,
@@ -84,7 +88,8 @@ class IngestResult:
     ``bars``: ts Int64 (UTC ns bar start), session Date, minute Int16, session_minutes
     Int16, open/high/low/close/volume Float64, transactions Int64 (nullable), filled Bool.
     ``option_summary``: same rows/order as ``bars``: ts + ``SUMMARY_COLUMNS`` (nullable).
-    ``option_bars``: ts, ticker, expiry, right, strike, open, high, low, close, volume.
+    ``option_bars``: ts, ticker, expiry, right, strike, open, high, low, close, volume, and
+    bid, ask (nullable) when the option files carry quotes.
     """
 
     bars: pl.DataFrame
@@ -258,7 +263,16 @@ def read_bars_file(
             "transactions": cols["transactions"],
         }
     )
-    return out.with_row_index("_row").select(list(_RAW_SCHEMA))
+    out = out.with_row_index("_row").select(list(_RAW_SCHEMA))
+    if kind == "option":  # optional quotes: null where the file has none
+        quoted = all(c in df.columns for c in QUOTE_COLUMNS)
+        out = out.with_columns(
+            (
+                to_float(df, c, path) if quoted else pl.Series([None] * df.height, dtype=pl.Float64)
+            ).alias(c)
+            for c in QUOTE_COLUMNS
+        )
+    return out
 
 
 def read_many(
@@ -559,12 +573,25 @@ def load_options(
             hint="set data.ticker, or point data.option_files at this ticker's options",
         )
     check_values(ours, files, "option")
+    check_quotes(ours, files)
     check_order(ours, files, ["ticker"], "option")
     n_ours = ours.height
+    has_quotes = ours["bid"].null_count() < ours.height
+    quote_cols = list(QUOTE_COLUMNS) if has_quotes else []
     opt = (
         ours.join(bars.select("ts"), on="ts", how="semi")
         .select(
-            "ts", "ticker", "expiry", "right", "strike", "open", "high", "low", "close", "volume"
+            "ts",
+            "ticker",
+            "expiry",
+            "right",
+            "strike",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            *quote_cols,
         )
         .sort("ts", "strike", "expiry", "right")
         .with_columns(pl.col("ticker").cast(pl.Utf8))
@@ -578,6 +605,7 @@ def load_options(
         "option_rows": opt.height,
         "option_contracts": opt["ticker"].n_unique(),
         "option_expiries": opt["expiry"].n_unique(),
+        "option_rows_with_quotes": opt.height - opt["bid"].null_count() if has_quotes else 0,
     }
     return opt, paths, log
 

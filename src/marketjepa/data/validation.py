@@ -62,6 +62,8 @@ from marketjepa.errors import DataValidationError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 NUMERIC_COLUMNS = (*PRICE_COLUMNS, "volume")
+# Optional option-file quote columns (the bid and ask at the bar's close).
+QUOTE_COLUMNS = ("bid", "ask")
 _ET = ZoneInfo(EXCHANGE_TZ)
 _MIN_TS = int(datetime(1990, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
 _MAX_TS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -140,6 +142,32 @@ def to_float(df: pl.DataFrame, col: str, file: str | Path) -> pl.Series:
             hint="prices and volumes must be plain numbers",
         )
     return out
+
+
+def check_quotes(df: pl.DataFrame, files: list[str]) -> None:
+    """Optional option quotes (``bid``, ``ask``; null = no quote): both or neither on a row,
+    finite, ``bid >= 0`` and ``ask >= bid``. Raises on the first offending row."""
+    if "bid" not in df.columns or df["bid"].null_count() == df.height == df["ask"].null_count():
+        return
+    c = pl.col
+    checks = [
+        (c("bid").is_null() != c("ask").is_null(), "bid without ask (or ask without bid)"),
+        (~c("bid").is_finite() | ~c("ask").is_finite(), "bid or ask is NaN or infinite"),
+        (c("bid") < 0, "negative bid"),
+        (c("ask") < c("bid"), "ask below bid (crossed quote)"),
+    ]
+    for cond, problem in checks:
+        bad = df.filter(cond.fill_null(False))
+        if bad.height:
+            r = bad.row(0, named=True)
+            who = f" {r['ticker']}" if r.get("ticker") else ""
+            raise DataValidationError(
+                f"option bar{who}: {problem} (bid={r['bid']}, ask={r['ask']}; "
+                f"{_n_rows(bad.height)})",
+                file=files[r["_file"]],
+                where=where(r["_row"], r["ts"]),
+                hint="repair the quote or drop the bid/ask columns",
+            )
 
 
 def check_values(df: pl.DataFrame, files: list[str], kind: str) -> None:

@@ -117,7 +117,7 @@ def simulate(
     exit_row = np.minimum(e + rules.hold_bars, last)
     reason = np.where(e + rules.hold_bars <= last, TIME, CLOSE).astype(np.int8)
     if (rules.stop_loss is not None or rules.take_profit is not None) and e.size:
-        premium = costs.entry_fill(q0.mid)
+        premium = costs.entry_fill(q0.mid, q0.half_spread)
         lo = premium * (1.0 - rules.stop_loss) if rules.stop_loss is not None else None
         hi = premium * (1.0 + rules.take_profit) if rules.take_profit is not None else None
         H = rules.hold_bars
@@ -148,6 +148,9 @@ def simulate(
         "exit_S": m.close[exit_row],
         "entry_mid": q0.mid,
         "exit_mid": q1.mid,
+        # Quoted half-spreads (bars mode with bid/ask), NaN where the cost model assumes one.
+        "entry_half_spread": q0.half_spread,
+        "exit_half_spread": q1.half_spread,
         "entry_iv": q0.iv,
         "exit_iv": q1.iv,
         "entry_tau_min": q0.tau_min,
@@ -187,12 +190,25 @@ def select_trades(
     return np.asarray(out, np.int64)
 
 
+def _itemize(sim: dict[str, np.ndarray], contracts: np.ndarray, costs: CostModel):
+    """:func:`itemize` with the quoted half-spreads of ``sim`` (a buy crosses to the ask,
+    a sell to the bid) where there are quotes."""
+    return itemize(
+        sim["entry_mid"],
+        sim["exit_mid"],
+        contracts,
+        costs,
+        sim.get("entry_half_spread"),
+        sim.get("exit_half_spread"),
+    )
+
+
 def size_positions(sim: dict[str, np.ndarray], rules: Rules, costs: CostModel) -> np.ndarray:
     """Contracts per accepted trade: fixed, or a fraction of realized equity at entry."""
     n = sim["entry_row"].size
     if rules.equity_fraction is None:
         return np.full(n, rules.contracts, np.int64)
-    per_contract = itemize(sim["entry_mid"], sim["exit_mid"], np.ones(n), costs)
+    per_contract = _itemize(sim, np.ones(n), costs)
     unit_cost = (
         per_contract["entry_fill"] * MULTIPLIER
         + costs.commission_per_contract
@@ -217,7 +233,7 @@ def finalize(
     """Add costs, P&L and attribution columns for trades with given sizes."""
     out = dict(sim)
     out["contracts"] = np.asarray(contracts, np.int64)
-    out.update(itemize(sim["entry_mid"], sim["exit_mid"], contracts, costs))
+    out.update(_itemize(sim, contracts, costs))
     out.update(
         attribute(
             sim["entry_S"],

@@ -2,7 +2,7 @@
 
 Per share (the option's quoted price), with ``m`` the mid price::
 
-    half_spread(m) = half_spread_abs + half_spread_pct · m
+    half_spread(m) = half_spread_abs + half_spread_pct · m   (or the quoted (ask − bid)/2)
     entry fill     = m_entry + half_spread(m_entry) + slippage_abs          (buy at the ask)
     exit fill      = m_exit  − half_spread(m_exit)  − slippage_abs, floored at 0 (sell at the bid)
 
@@ -45,18 +45,25 @@ class CostModel:
             slippage_abs=cfg.slippage_abs,
         )
 
-    def half_spread(self, mid: np.ndarray) -> np.ndarray:
-        return self.half_spread_abs + self.half_spread_pct * np.asarray(mid, dtype=np.float64)
+    def half_spread(self, mid: np.ndarray, quoted: np.ndarray | None = None) -> np.ndarray:
+        """Assumed half-spread, or the ``quoted`` one ((ask − bid)/2) where it is finite."""
+        assumed = self.half_spread_abs + self.half_spread_pct * np.asarray(mid, dtype=np.float64)
+        if quoted is None:
+            return assumed
+        quoted = np.asarray(quoted, dtype=np.float64)
+        return np.where(np.isfinite(quoted), quoted, assumed)
 
-    def entry_fill(self, mid: np.ndarray) -> np.ndarray:
-        """Price paid per share when buying at ``mid``."""
+    def entry_fill(self, mid: np.ndarray, quoted: np.ndarray | None = None) -> np.ndarray:
+        """Price paid per share when buying at ``mid`` (at the ask when ``quoted``)."""
         mid = np.asarray(mid, dtype=np.float64)
-        return mid + self.half_spread(mid) + self.slippage_abs
+        return mid + self.half_spread(mid, quoted) + self.slippage_abs
 
-    def exit_parts(self, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def exit_parts(
+        self, mid: np.ndarray, quoted: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fill, spread, slippage) per share when selling at ``mid``; fill >= 0."""
         mid = np.asarray(mid, dtype=np.float64)
-        spread = np.minimum(self.half_spread(mid), mid)
+        spread = np.minimum(self.half_spread(mid, quoted), mid)
         slip = np.minimum(self.slippage_abs, mid - spread)
         return mid - spread - slip, spread, slip
 
@@ -68,15 +75,22 @@ class CostModel:
 
 
 def itemize(
-    entry_mid: np.ndarray, exit_mid: np.ndarray, contracts: np.ndarray, costs: CostModel
+    entry_mid: np.ndarray,
+    exit_mid: np.ndarray,
+    contracts: np.ndarray,
+    costs: CostModel,
+    entry_quoted: np.ndarray | None = None,
+    exit_quoted: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Fills, itemized costs ($ per trade) and gross/net P&L ($) for each round trip."""
+    """Fills, itemized costs ($ per trade) and gross/net P&L ($) for each round trip.
+
+    ``entry_quoted``/``exit_quoted``: quoted half-spreads (NaN = none: assumed one)."""
     entry_mid = np.asarray(entry_mid, dtype=np.float64)
     exit_mid = np.asarray(exit_mid, dtype=np.float64)
     n = np.asarray(contracts, dtype=np.float64) * MULTIPLIER
-    entry_spread = costs.half_spread(entry_mid)
+    entry_spread = costs.half_spread(entry_mid, entry_quoted)
     entry_fill = entry_mid + entry_spread + costs.slippage_abs
-    exit_fill, exit_spread, exit_slip = costs.exit_parts(exit_mid)
+    exit_fill, exit_spread, exit_slip = costs.exit_parts(exit_mid, exit_quoted)
     n_contracts = np.asarray(contracts, dtype=np.float64)
     commission = 2.0 * costs.commission_per_contract * n_contracts
     fees = 2.0 * costs.fees_per_contract * n_contracts

@@ -31,8 +31,11 @@ overnight return excluded). Annualizing on the same calendar-minute clock keeps 
 the trailing variance over intraday horizons (it reads ≈2.3× a trading-day annualized vol).
 
 Bars mode. The contract's last minute bar at or before the query bar, if its start is at
-most ``max_staleness_minutes`` earlier; its close is taken as the mid. Otherwise the surface
-price is used and counted as a fallback.
+most ``max_staleness_minutes`` earlier; its close is taken as the mid. When that bar carries
+a quote (``bid``, ``ask`` columns of the option files), the mid is (bid + ask)/2 and the
+quoted half-spread (ask − bid)/2 replaces the cost model's assumed one, so a buy fills at
+the ask and a sell at the bid (plus slippage). Otherwise the surface price is used and
+counted as a fallback.
 """
 
 from __future__ import annotations
@@ -242,6 +245,9 @@ class OptionBook:
             )
         ts = bars["ts"].cast(pl.Int64).to_numpy()
         close = bars["close"].cast(pl.Float64).to_numpy()
+        # Optional quotes at the bar's close (NaN where absent): fills cross the spread.
+        bid, ask = (_col(bars, c, bars.height) for c in ("bid", "ask"))
+        quoted = np.isfinite(bid) & np.isfinite(ask) & (ask >= bid) & (bid >= 0)
         strike_c = np.rint(bars["strike"].cast(pl.Float64).to_numpy() * 100).astype(np.int64)
         self.market = market
         self.staleness_ns = int(max_staleness_minutes) * NS_PER_MINUTE
@@ -255,6 +261,9 @@ class OptionBook:
         self.combined = combined[order]
         self.bar_ts = ts[keep][order]
         self.bar_close = close[keep][order]
+        self.bar_bid = np.where(quoted, bid, np.nan)[keep][order]
+        self.bar_ask = np.where(quoted, ask, np.nan)[keep][order]
+        self.has_quotes = bool(quoted.any())
         self.expiries = np.unique(exp_day)
 
     @staticmethod
@@ -277,6 +286,24 @@ class OptionBook:
         self, rows: np.ndarray, exp_day: np.ndarray, is_call: np.ndarray, strike: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """(close of the latest bar within the staleness limit, found mask) at each query."""
+        px, found, _ = self._lookup(rows, exp_day, is_call, strike)
+        return px, found
+
+    def lookup_quotes(
+        self, rows: np.ndarray, exp_day: np.ndarray, is_call: np.ndarray, strike: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(close, found, bid, ask) of the latest bar within the staleness limit; bid/ask
+        NaN where that bar has no quote."""
+        px, found, j = self._lookup(rows, exp_day, is_call, strike)
+        if not self.combined.size:
+            return px, found, px.copy(), px.copy()
+        bid = np.where(found, self.bar_bid[j], np.nan)
+        ask = np.where(found, self.bar_ask[j], np.nan)
+        return px, found, bid, ask
+
+    def _lookup(
+        self, rows: np.ndarray, exp_day: np.ndarray, is_call: np.ndarray, strike: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = np.asarray(rows, np.int64)
         key = self.contract_key(
             exp_day, is_call, np.rint(np.asarray(strike) * 100).astype(np.int64)
@@ -302,7 +329,8 @@ class OptionBook:
             if self.combined.size
             else np.zeros(key.shape, bool)
         )
-        return np.where(found, self.bar_close[jc] if self.combined.size else np.nan, np.nan), found
+        px = np.where(found, self.bar_close[jc] if self.combined.size else np.nan, np.nan)
+        return px, found, jc
 
 
 @dataclass
@@ -311,6 +339,13 @@ class Quotes:
     iv: np.ndarray
     source: np.ndarray  # SRC_SURFACE / SRC_PROXY / SRC_BARS
     tau_min: np.ndarray
+    # Quoted half-spread (ask − bid)/2 where a bar with bid/ask was found, else NaN (the
+    # cost model's half-spread assumption applies).
+    half_spread: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.half_spread is None:
+            self.half_spread = np.full(np.shape(self.mid), np.nan)
 
 
 class OptionPricer:
@@ -415,7 +450,11 @@ class OptionPricer:
         )
         q = self.surface_quote(rows, strike, exp_day, is_call)
         if self.mode == "bars":
-            px, found = self.book.lookup(rows, exp_day, is_call, strike)
+            px, found, bid, ask = self.book.lookup_quotes(rows, exp_day, is_call, strike)
+            # With a quote the mid is the quote's midpoint and fills cross the spread.
+            quoted = found & np.isfinite(bid) & np.isfinite(ask)
+            px = np.where(quoted, 0.5 * (bid + ask), px)
+            q.half_spread = np.where(quoted, 0.5 * (ask - bid), np.nan)
             if found.any():
                 m = self.market
                 iv_b, st = implied_vol(

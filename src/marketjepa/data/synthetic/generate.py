@@ -30,7 +30,8 @@ from marketjepa.data.synthetic.market import (
     rng_for,
     simulate_market,
 )
-from marketjepa.data.synthetic.options import COLUMNS, day_option_bars
+from marketjepa.data.synthetic.options import STOCK_COLUMNS, day_option_bars
+from marketjepa.data.synthetic.params import SYNTH_MODEL_VERSION
 from marketjepa.data.synthetic.stock import POST, PRE
 from marketjepa.errors import MarketJepaError
 from marketjepa.rundir_lock import clean_data_temps
@@ -60,7 +61,7 @@ def _stock_frame(market: SyntheticMarket, d: int) -> pl.DataFrame:
             "window_start": b.ts[sl],
             "transactions": b.transactions[sl],
         }
-    ).select(COLUMNS)
+    ).select(STOCK_COLUMNS)
 
 
 def _check_target(out_dir: Path) -> None:
@@ -146,8 +147,9 @@ def _params_json(market: SyntheticMarket) -> dict[str, Any]:
             "Hidden regime k has direction level_k; per regular-session bar the log return is "
             "r = σ·y with y = drift_sigma·level_k + autocorr_k·y_prev + ε (ε unit-variance "
             "Student-t, dof t_dof). truth/latent.parquet 'drift' = drift_sigma·level_k·σ (log "
-            "return per minute). filter_p* = forward filter with the true parameters from the "
-            "per-bar evidence (z_skew, z_pc, z_vol) and standardized returns y; the chain "
+            "return per minute); ε also carries the rare jumps (jump_*) and is truncated "
+            "at ±shock_cap, which the filter's t likelihood ignores. filter_p* = forward "
+            "filter with the true parameters from the per-bar evidence (z_skew, z_pc, z_vol) and standardized returns y; the chain "
             "restarts from the uniform law at each open."
         ),
         "regime_names": _regime_names(p.n_regimes),
@@ -186,6 +188,7 @@ def generate_market(cfg: SynthConfig, out_dir: Path, progress: bool = True) -> d
             {
                 "generator": GENERATOR,
                 "version": __version__,
+                "model_version": SYNTH_MODEL_VERSION,
                 "config": cfg.model_dump(mode="json"),
                 "first_session": market.days[0],
                 "last_session": market.days[-1],

@@ -17,6 +17,7 @@ import polars as pl
 
 from marketjepa.config import SynthConfig
 from marketjepa.data.calendar import NS_PER_MINUTE, trading_sessions
+from marketjepa.data.synthetic.events import event_multipliers
 from marketjepa.data.synthetic.options import DayChain, listed_expiries
 from marketjepa.data.synthetic.params import MAX_MINUTES, MarketParams, market_params
 from marketjepa.data.synthetic.regime import (
@@ -39,8 +40,8 @@ from marketjepa.errors import MarketJepaError
 
 # Random stream ids (seed, id): changing one component never shifts another's draws.
 STREAM_REGIME, STREAM_EVIDENCE, STREAM_VOL, STREAM_BARS, STREAM_OPTIONS = 1, 2, 3, 4, 5
-# Calendar look-ahead so the monthly expiry of the last day is a known session.
-EXPIRY_LOOKAHEAD_DAYS = 80
+# Calendar look-ahead so the last quarterly expiry of the last day is a known session.
+EXPIRY_LOOKAHEAD_DAYS = 380
 
 
 def rng_for(seed: int, *stream: int) -> np.random.Generator:
@@ -131,13 +132,16 @@ def simulate_market(cfg: SynthConfig) -> SyntheticMarket:
     evidence = emit_evidence(
         rng_for(seed, STREAM_EVIDENCE), regimes, levels, p.evidence, p.volume_evidence_mean()
     )
-    vol = simulate_volatility(rng_for(seed, STREAM_VOL), valid, sess_min, p)
+    cal_width = np.arange(MAX_MINUTES)
+    ev_vol_all, ev_gap_all = event_multipliers(cal_days, sess_min_all, MAX_MINUTES, p)
+    vol = simulate_volatility(rng_for(seed, STREAM_VOL), valid, sess_min, ev_vol_all[:n_days], p)
     y = regime_returns(vol.eps, regimes, valid, p)
     bars = build_stock_bars(
         rng_for(seed, STREAM_BARS),
         y,
         vol,
         evidence["z_vol"],
+        ev_gap_all[:n_days],
         valid,
         open_ns,
         close_ns,
@@ -164,17 +168,20 @@ def simulate_market(cfg: SynthConfig) -> SyntheticMarket:
     exp_close = close_all[exp_idx]
     expiry_dates = [[cal_days[i] for i in row] for row in exp_idx]
     n_ahead = exp_idx - np.arange(n_days)[:, None]
-    m_all = np.arange(MAX_MINUTES)
+    m_all = cal_width
     units_all = np.where(
-        m_all[None, :] < sess_min_all[:, None], VOL_SHAPE(m_all, sess_min_all[:, None]) ** 2, 0.0
+        m_all[None, :] < sess_min_all[:, None],
+        (VOL_SHAPE(m_all, sess_min_all[:, None]) * ev_vol_all) ** 2,
+        0.0,
     ).sum(axis=1)
-    future = future_variance_units(vol.slow, n_ahead, units_all, p)
+    on_all = p.ext_var_units + p.gap_var_units * ev_gap_all**2
+    future = future_variance_units(vol.slow, vol.mid, n_ahead, units_all, on_all, p)
     r1, r2 = remaining_variance_sums(vol.shape, p.fast_phi)
     g = np.exp(2.0 * vol.fast - 2.0 * p.fast_sd**2)
     today = (vol.level**2)[:, None] * (r1 + (g - 1.0) * r2)
     reg_ts = open_ns[:, None] + m_all * NS_PER_MINUTE
     t_years = (exp_close[:, :, None] - reg_ts[:, None, :] - NS_PER_MINUTE) / NS_PER_YEAR
-    atm = atm_iv(today, future, t_years, vol.vrp, p.base_sigma)
+    atm = atm_iv(today, future, t_years, vol.vrp, p.base_sigma, p.vrp_term)
     skew25 = skew_25d(t_years, vol.level, evidence["z_skew"], p)
     return SyntheticMarket(
         cfg=cfg,

@@ -35,5 +35,5 @@ class UShape:
 
 
 # Mean over 30 min of exp(−m/τ) is (τ/30)(1 − e^{−30/τ}); amplitudes solve for the targets.
-VOL_SHAPE = UShape(open_amp=3.5, open_tau=15.0, close_amp=1.6, close_tau=10.0)
+VOL_SHAPE = UShape(open_amp=2.6, open_tau=20.0, close_amp=1.6, close_tau=10.0)
 VOLUME_SHAPE = UShape(open_amp=5.8, open_tau=20.0, close_amp=4.6, close_tau=15.0)

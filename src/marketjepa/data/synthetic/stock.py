@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
 
 from marketjepa.data.calendar import NS_PER_MINUTE
 from marketjepa.data.synthetic.params import MarketParams
-from marketjepa.data.synthetic.seasonality import VOLUME_SHAPE
+from marketjepa.data.synthetic.seasonality import VOL_SHAPE, VOLUME_SHAPE
 from marketjepa.data.synthetic.volatility import VolPath, student_t
 
 PRE, REGULAR, POST = 0, 1, 2
@@ -71,6 +72,7 @@ def build_stock_bars(
     y: np.ndarray,
     vol: VolPath,
     z_vol: np.ndarray,
+    gap_mult: np.ndarray,
     valid: np.ndarray,
     open_ns: np.ndarray,
     close_ns: np.ndarray,
@@ -92,10 +94,10 @@ def build_stock_bars(
     var[:, ext_cols] = (ext_sigma**2)[:, None]
     ret[:, reg] = vol.sigma * y
     var[:, reg] = vol.sigma**2
-    # Overnight jump before the first bar of each session (not before the very first).
-    ext_units = (n_pre + n_post) * p.ext_vol_ratio**2
-    gap_units = max(p.overnight_var_units - ext_units, 0.3 * p.overnight_var_units)
-    jump = p.base_sigma * np.sqrt(gap_units) * vol.level * student_t(rng, p.t_dof, n_days)
+    # Overnight jump before the first bar of each session (not before the very first):
+    # fat-tailed (Student-t), larger before scheduled events.
+    gap_sd = p.base_sigma * np.sqrt(p.gap_var_units) * vol.level * gap_mult
+    jump = gap_sd * student_t(rng, p.overnight_t_dof, n_days)
     jump[0] = 0.0
     jump_grid = np.zeros((n_days, cols))
     jump_grid[:, 0] = jump
@@ -111,17 +113,25 @@ def build_stock_bars(
     log_high = 0.5 * (mid + np.sqrt(d2 - 2.0 * v_f * np.log(u_hi)))
     log_low = 0.5 * (mid - np.sqrt(d2 - 2.0 * v_f * np.log(u_lo)))
 
-    # Volumes: U-shaped, rising with the vol level, carrying the volume evidence.
+    # Volumes: U-shaped, rising with the vol level and event multiplier, carrying the
+    # volume evidence; bursts after large shocks (jumps, news) decay over minutes.
     minute = np.broadcast_to(np.arange(width), (n_days, width))
     sess_min = valid.sum(axis=1)
-    lvl = (vol.level[:, None] * np.exp(vol.fast - p.fast_sd**2)) ** p.volume_vol_elasticity
-    c = p.volume_evidence_scale
+    event = vol.shape / np.maximum(
+        np.where(valid, VOL_SHAPE(minute, sess_min[:, None]), 1.0), 1e-12
+    )
+    lvl = (vol.level[:, None] * event * np.exp(vol.fast - p.fast_sd**2)) ** p.volume_vol_elasticity
+    shock = np.maximum(np.abs(vol.eps) - 2.0, 0.0)
+    burst = lfilter([1.0], [1.0, -0.85], shock, axis=1)
+    c, n_sd = p.volume_evidence_scale, p.volume_noise_sd
     volume = np.zeros((n_days, cols))
     volume[:, reg] = (
         p.midday_volume
         * VOLUME_SHAPE(minute, sess_min[:, None])
         * lvl
+        * (1.0 + p.burst_per_jump * burst)
         * np.exp(c * z_vol - 0.5 * c * c)
+        * _lognormal(rng, n_sd, (n_days, width))
     )
     ext_level = (vol.level**p.volume_vol_elasticity)[:, None]
     volume[:, ext_cols] = (

@@ -9,9 +9,11 @@ The expected variance sums, in units of σ_b² (``level = exp(s_d − v_s)``,
 
 * rest of today: ``level² · (R1_t + (g − 1) · R2_t)`` with ``R1_t = Σ_{j>t} u_j²`` and
   ``R2_t = Σ_{j>t} u_j² φ_x^{j−t}`` (the minute factor decays towards its mean);
-* each later session ``k = 1..n``: ``(ON + U_{d+k}) · E[exp(2 s_{d+k} − 2 v_s) | s_d]`` where
-  ``U`` is the session's ``Σ u²``, ``ON`` the overnight variance and, for a Gaussian AR(1),
-  ``E[exp(2 s_{d+k} − 2 v_s) | s_d] = exp(2 φ_s^k s_d − 2 v_s φ_s^{2k})``.
+* each later session ``k = 1..n``: ``(ON_{d+k} + U_{d+k}) · E[level²_{d+k} | s_d, w_d]`` where
+  ``U`` is the session's ``Σ u²`` (events included), ``ON`` its overnight variance and, for
+  independent Gaussian AR(1) components,
+  ``E[exp(2 s_{d+k} − 2 v_s) | s_d] = exp(2 φ_s^k s_d − 2 v_s φ_s^{2k})`` (same for ``w``).
+  A scheduled event inside the horizon raises the IV; once past, it drops (IV crush).
 
 Smile in standardized moneyness ``x = ln(K/F) / (IV_atm √T)`` (clipped to ±4)::
 
@@ -44,22 +46,31 @@ def remaining_variance_sums(shape: np.ndarray, fast_phi: float) -> tuple[np.ndar
     return r1, r2
 
 
+def _decay(x: np.ndarray, k: np.ndarray, phi: float, sd: float) -> np.ndarray:
+    phik = phi**k
+    return np.exp(2.0 * phik[None, :] * x[:, None] - 2.0 * sd**2 * (phik**2)[None, :])
+
+
 def future_variance_units(
-    slow: np.ndarray, n_ahead: np.ndarray, session_units: np.ndarray, p: MarketParams
+    slow: np.ndarray,
+    mid: np.ndarray,
+    n_ahead: np.ndarray,
+    session_units: np.ndarray,
+    overnight_units: np.ndarray,
+    p: MarketParams,
 ) -> np.ndarray:
     """Expected variance ``[D, E]`` (σ_b² units) of the sessions after today up to the expiry.
 
     ``n_ahead[d, e]`` is how many sessions after session ``d`` the expiry is;
-    ``session_units[i]`` is ``Σ u²`` of session ``i`` of an extended calendar (index-aligned).
+    ``session_units[i]`` is ``Σ u²`` of session ``i`` of an extended calendar and
+    ``overnight_units[i]`` the variance of the night before it (index-aligned).
     """
     n_days = slow.size
     kmax = max(int(n_ahead.max()), 1)
     k = np.arange(1, kmax + 1)
     idx = np.minimum(np.arange(n_days)[:, None] + k[None, :], session_units.size - 1)
-    v_s = p.slow_sd**2
-    phik = p.slow_phi**k
-    decay = np.exp(2.0 * phik[None, :] * slow[:, None] - 2.0 * v_s * (phik**2)[None, :])
-    term = (p.overnight_var_units + session_units[idx]) * decay
+    decay = _decay(slow, k, p.slow_phi, p.slow_sd) * _decay(mid, k, p.mid_phi, p.mid_sd)
+    term = (overnight_units[idx] + session_units[idx]) * decay
     cum = np.concatenate([np.zeros((n_days, 1)), np.cumsum(term, axis=1)], axis=1)
     return np.take_along_axis(cum, n_ahead, axis=1)
 
@@ -70,11 +81,16 @@ def atm_iv(
     t_years: np.ndarray,
     vrp: np.ndarray,
     base_sigma: float,
+    vrp_term: float = 0.0,
 ) -> np.ndarray:
-    """ATM IV ``[D, E, W]``; ``today_units [D, W]``, ``future_units [D, E]``, ``T [D, E, W]``."""
+    """ATM IV ``[D, E, W]``; ``today_units [D, W]``, ``future_units [D, E]``, ``T [D, E, W]``.
+
+    The risk premium grows with maturity, ``VRP · (1 + vrp_term · sqrt(min(T, 1)))``, as
+    index term structures slope upward on average."""
     w = base_sigma**2 * (today_units[:, None, :] + future_units[:, :, None])
     t = np.maximum(t_years, 1.0 / CALENDAR_MINUTES_PER_YEAR)
-    iv = vrp[:, None, None] * np.sqrt(np.maximum(w, 0.0) / t)
+    term = 1.0 + vrp_term * np.sqrt(np.minimum(t, 1.0))
+    iv = vrp[:, None, None] * term * np.sqrt(np.maximum(w, 0.0) / t)
     return np.maximum(iv, 0.03)
 
 
