@@ -27,7 +27,7 @@ from marketjepa import __version__
 from marketjepa.config import Config, save_config
 from marketjepa.errors import StorageError, is_storage_error
 
-# Scalar embedding statistics (a subset of evaluate.diagnostics.embedding_stats) that
+# Scalar embedding statistics (a subset of model.collapse.embedding_stats) that
 # pretraining logs per tensor as metrics.csv columns ``sig_<k>`` / ``probe_<k>`` and that
 # the report reads back from metrics.csv and diagnostics.json.
 EMBEDDING_STAT_KEYS = (
