@@ -59,13 +59,14 @@ def judge(run_dir: Path) -> dict:
     row = next(
         (r for r in summary["probes"].get("classification") or [] if r["name"] == "lejepa"), {}
     )
-    ci = row.get("dir_lift_ci")
-    ret = row.get("dir_return") or {}
+    # Plain indexing: a renamed report field must fail here, not read as a silent None.
+    ci = row["lift_direction_ci"] if row else None
+    ret = (row["dir_return"] if row else None) or {}
     return {
         "claims": sorted(set(claims)),
         "edge_line": edge,
         "edge_yes": "edge: yes" in edge,
-        "lejepa_dir_lift": row.get("dir_lift"),
+        "lejepa_dir_lift": row["lift_direction"] if row else None,
         "lejepa_dir_lift_ci": ci,
         "uncorrected_ci_above_0": bool(ci and ci[0] > 0),
         "lejepa_dir_return": ret.get("estimate"),

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -138,6 +139,22 @@ def test_null_market_has_no_edge(null):
     assert "makes money" not in money
     edge = next(x for x in lines if x.startswith("Directional edge"))
     assert edge.startswith("Directional edge: no")
+
+
+def test_honesty_benchmark_reads_the_report_fields_it_tallies(planted, null):
+    """benchmarks/honesty.py judges a run through the report layer; a renamed field must
+    not turn its direction-lift column into silent Nones."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "honesty.py"
+    spec = importlib.util.spec_from_file_location("honesty_benchmark", path)
+    honesty = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(honesty)
+    for (_, run), edge_yes in ((planted, True), (null, False)):
+        verdict = honesty.judge(run)
+        assert isinstance(verdict["lejepa_dir_lift"], float)
+        assert len(verdict["lejepa_dir_lift_ci"]) == 2
+        assert isinstance(verdict["lejepa_dir_return_t"], float)
+        assert verdict["edge_line"].startswith("Directional edge")
+        assert verdict["edge_yes"] is edge_yes
 
 
 def test_rerun_skips_finished_stages_and_from_redoes(planted):
