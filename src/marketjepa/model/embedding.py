@@ -57,16 +57,6 @@ def embed_batches(
     )
 
 
-def _pool(encoder: nn.Module, tokens: torch.Tensor, pooling: str | None) -> torch.Tensor:
-    if pooling is None:
-        return encoder.pool(tokens)
-    if pooling == "mean":
-        return tokens.mean(dim=1)
-    if pooling == "last":
-        return tokens[:, -1]
-    raise ValueError(f"unknown pooling {pooling!r}")
-
-
 def encoder_embeddings(
     encoder: nn.Module,
     dataset: WindowDataset,
@@ -84,7 +74,7 @@ def encoder_embeddings(
         raise ValueError(f"unknown pooling {pooling!r}")
 
     def head(enc: nn.Module, x: torch.Tensor, _: np.ndarray) -> tuple[torch.Tensor]:
-        return (_pool(enc, enc(x), pooling),)
+        return (enc.pool(enc(x), pooling),)  # PatchEncoder.pool: None = its own pooling
 
     (out,) = embed_batches(encoder, dataset, starts, batch_size, bf16, head, (encoder.d_model,))
     return out

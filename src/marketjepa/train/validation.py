@@ -97,7 +97,7 @@ class Validator:
         regime, filt = truth_arrays(truth)
         rows = data.spec.anchor(starts)
         self.regime = None if regime is None else regime[rows]
-        self.filt = None if regime is None or filt is None else filt[rows]
+        self.filt = None if filt is None else filt[rows]  # None whenever regime is
 
     def epoch_row(self, model: nn.Module, epoch: int, step: int, lr: float) -> dict[str, Any]:
         """One ``metrics.csv`` row (without the train losses and timing) after ``epoch``."""
