@@ -15,8 +15,13 @@ from marketjepa.model.jepa import LeJEPA
 from marketjepa.model.sigreg import sigreg_view
 
 
-def _setup(sigreg_on: str = "pooled"):
-    cfg = load_config("tiny", overrides=[*TINY_MODEL, f"loss.sigreg_on={sigreg_on}"])
+def _setup(sigreg_on: str = "pooled", sigreg_pooling: str = "same"):
+    overrides = [
+        *TINY_MODEL,
+        f"loss.sigreg_on={sigreg_on}",
+        f"loss.sigreg_pooling={sigreg_pooling}",
+    ]
+    cfg = load_config("tiny", overrides=overrides)
     spec = WindowSpec.from_config(cfg.windows)
     x = ar1_features(np.random.default_rng(0), 400, 3)
     ds = WindowDataset(x, spec)
@@ -44,6 +49,22 @@ def test_embed_windows_matches_one_full_batch_forward(sigreg_on):
     np.testing.assert_allclose(new[1], want_sig.numpy(), rtol=1e-5, atol=1e-6)
     if sigreg_on == "tokens":
         assert not np.array_equal(new[0], new[1])  # one token per window, not the pooled row
+
+
+def test_embed_windows_sigreg_rows_follow_sigreg_pooling():
+    """With SIGReg on the mean of tokens, the diagnosed SIGReg rows are that mean, not the
+    probed last token (the same tensor the loss regularizes)."""
+    cfg, spec, ds, starts = _setup("pooled", "mean")
+    assert cfg.model.pooling == "last"
+    torch.manual_seed(0)
+    model = LeJEPA(3, spec, cfg.model, cfg.loss)
+    pos = np.zeros(starts.size, dtype=np.int64)
+    probe, sig = embedding.embed_windows(model, ds, starts, pos, 16, True, token_view=sigreg_view)
+    model.eval()
+    with torch.no_grad():
+        _, tokens = model.embed(ds.context(starts))
+    np.testing.assert_allclose(probe, tokens[:, -1].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sig, tokens.mean(1).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_encoder_embeddings_pool_batch_and_restore_mode():

@@ -7,7 +7,8 @@ For each split (train/val/test) the context windows whose anchor row has a label
 
     pooled   [n, d] float32  the tensor the probes use (``LeJEPA.embed`` pooled output)
     sigreg   [n, d] float32  the tensor SIGReg regularizes, one row per window: the pooled
-                             embedding (``loss.sigreg_on=pooled``), or for ``tokens``/``both``
+                             embedding (``loss.sigreg_on=pooled``; the pooling of
+                             ``loss.sigreg_pooling`` when it is not ``same``), or for ``tokens``/``both``
                              one token per window at a fixed random position (``sigreg_token``)
                              — an unbiased sample of the per-token distribution SIGReg sees
     sigreg_token [n] int64   that token position (−1 when pooled)
@@ -135,11 +136,7 @@ def diagnose_arrays(
         "pretrain_status": pre.get("status"),
         "pretrain_message": pre.get("message"),
         "sigreg_on": model.loss_cfg.sigreg_on,
-        "sigreg_tensor": (
-            "pooled embedding"
-            if model.loss_cfg.sigreg_on == "pooled"
-            else "one token per window at a fixed random position"
-        ),
+        "sigreg_tensor": sigreg_tensor_name(model.loss_cfg),
         "pooling": model.model_cfg.pooling,
         "d_model": model.d_model,
         "windows": counts,
@@ -159,6 +156,15 @@ def diagnose_arrays(
         )
     stage_line("diagnose", msg + f"; embedded {counts['train']}/{counts['val']}/{counts['test']}")
     return result
+
+
+def sigreg_tensor_name(loss_cfg: Any) -> str:
+    """What the ``sigreg`` rows of ``embeddings/*.npz`` hold, in words."""
+    if loss_cfg.sigreg_on != "pooled":
+        return "one token per window at a fixed random position"
+    if loss_cfg.sigreg_pooling == "same":
+        return "pooled embedding"
+    return f"{loss_cfg.sigreg_pooling} of tokens (loss.sigreg_pooling; the probes read the pooled embedding)"
 
 
 def run_diagnose(cfg: Config, prepared_dir: Path, run_dir: Path) -> dict[str, Any]:

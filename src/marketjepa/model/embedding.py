@@ -93,7 +93,8 @@ def embed_windows(
 
     ``sigreg`` is ``token_view(tokens, b, token_pos)`` — the per-token tensor SIGReg sees,
     one token per window — when ``token_view`` is given and the model regularizes tokens
-    (``loss.sigreg_on != "pooled"``); otherwise the pooled rows again.
+    (``loss.sigreg_on != "pooled"``); otherwise the pooled tensor SIGReg regularizes
+    (``LeJEPA.sigreg_pooled``: the probed rows again unless ``loss.sigreg_pooling`` differs).
     """
     per_token = token_view is not None and model.loss_cfg.sigreg_on != "pooled"
     d = model.d_model
@@ -102,7 +103,7 @@ def embed_windows(
     def head(m: nn.Module, x: torch.Tensor, pos: np.ndarray) -> tuple[torch.Tensor, ...]:
         p, tokens = m.embed(x)
         if not per_token:
-            return p, p
+            return p, m.sigreg_pooled(p, tokens)
         view = token_view(
             tokens.float().reshape(-1, d), p.shape[0], torch.as_tensor(token_pos[pos])
         )

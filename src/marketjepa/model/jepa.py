@@ -144,6 +144,13 @@ class LeJEPA(nn.Module):
         tokens = self.encoder(context)
         return self.encoder.pool(tokens), tokens
 
+    def sigreg_pooled(self, pooled: Tensor, tokens: Tensor) -> Tensor:
+        """The pooled tensor SIGReg regularizes, per ``loss.sigreg_pooling``: the probed
+        embedding (``same``) or another pooling of the tokens (e.g. their mean while the
+        probes read the last token). One definition for the loss and the diagnosis."""
+        mode = self.loss_cfg.sigreg_pooling
+        return pooled if mode == "same" else pool_tokens(tokens, mode)
+
     def encode_target(
         self, target: Tensor, context: Tensor | None = None, gap: Tensor | None = None
     ) -> Tensor:
@@ -249,8 +256,7 @@ class LeJEPA(nn.Module):
 
         # ``loss.sigreg_pooling``: regularize the probed pooling (same) or another one
         # (e.g. the mean of tokens while the probes read the last token).
-        same = cfg.sigreg_pooling == "same"
-        z_pool = pooled if same else pool_tokens(tokens, cfg.sigreg_pooling)
+        z_pool = self.sigreg_pooled(pooled, tokens)
         if cfg.sigreg_on == "pooled":
             return _sig(z_pool), z_pool
         if cfg.sigreg_on == "tokens":
