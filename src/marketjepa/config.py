@@ -320,6 +320,11 @@ class LossConfig(_Section):
     # Standardize each (span, feature) target with training-split moments, so features
     # without persistence (returns) weigh as much as persistent ones.
     future_mean_standardize: bool = True
+    # Slowness auxiliary (model/slowness.py): weight of the mean squared change of the
+    # context tokens over slowness_lag patches (temporal coherence; meant with
+    # model.causal, where token i filters the window up to patch i); 0 = off.
+    aux_slowness: float = Field(0.0, ge=0)
+    slowness_lag: int = Field(1, ge=1)
     # Input channels zeroed on the target path only (names or groups, as
     # model.input_exclude): the context still sees them, the targets do not carry them.
     target_exclude: list[str] = Field(default_factory=list)
@@ -473,6 +478,11 @@ class Config(_Section):
             raise ValueError(
                 f"loss.context_mask_patches={m} needs model.causal=true and fewer than "
                 f"windows.context_patches={c} patches"
+            )
+        lag = self.loss.slowness_lag
+        if self.loss.aux_slowness > 0 and lag >= c:
+            raise ValueError(
+                f"loss.slowness_lag={lag} must be below windows.context_patches={c} patches"
             )
         t = self.windows.target_patches
         if any(s > t for s in self.loss.target_scales):

@@ -16,6 +16,7 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
                                                Balestriero & LeCun 2025)
             (+ a·aux_recon if ``aux_reconstruction`` = a > 0)
             (+ c·InfoNCE(pred, target) if ``aux_infonce`` = c > 0, see ``infonce.py``)
+            (+ c·slowness(tokens) if ``aux_slowness`` = c > 0, see ``slowness.py``)
             (+ e·FutureMean(head(z), future means) if ``aux_future_mean`` = e > 0,
                see ``future_summary.py``; the means come from the caller)
 
@@ -78,6 +79,7 @@ from marketjepa.model.infonce import info_nce
 from marketjepa.model.inputs import keep_mask
 from marketjepa.model.predictor import Predictor
 from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
+from marketjepa.model.slowness import slowness_loss
 
 # Separate random stream for the masked block's position (seed, step, MASK_STREAM).
 MASK_STREAM = 4099
@@ -288,6 +290,10 @@ class LeJEPA(nn.Module):
             nce = info_nce(preds.mean(dim=1), targets.mean(dim=1), cfg.infonce_temperature)
             loss = loss + cfg.aux_infonce * nce
             out["aux_infonce"] = nce
+        if cfg.aux_slowness > 0:
+            slow = slowness_loss(tokens, cfg.slowness_lag)
+            loss = loss + cfg.aux_slowness * slow
+            out["aux_slowness"] = slow
         if self.future_head is not None:
             if future is None:
                 raise ValueError("loss.aux_future_mean > 0 needs the future span means")
