@@ -368,6 +368,9 @@ class TrainConfig(_Section):
     max_steps_per_epoch: int = Field(0, ge=0)
     # Cap validation windows scored per epoch (0 = all).
     max_val_windows: int = Field(4096, ge=0)
+    # Synthetic data: training-day windows the per-epoch latent-regime probe is fitted on
+    # (scored on the validation windows); 0 = fit on half of the validation windows.
+    latent_probe_fit_windows: int = Field(4096, ge=0)
     # Pretraining configurations tried on validation days before choosing this one (set by
     # `marketjepa sweep`); multiplies the LeJEPA policies' trial count in the DSR.
     sweep_trials: int = Field(0, ge=0)

@@ -149,6 +149,39 @@ def test_latent_probe_share_of_bayes_filter():
     assert abs(bad["latent_share"]) < 0.1
 
 
+def test_latent_probe_fits_on_the_given_rows_and_scores_every_row_of_z():
+    rng = np.random.default_rng(1)
+    r_fit, r_val = rng.integers(0, 3, 600), np.repeat(rng.integers(0, 3, 60), 5)
+    filt = np.eye(3)[r_val] * 0.6 + 0.1
+    z_fit = np.eye(3)[r_fit] + 0.3 * rng.standard_normal((600, 3))
+    z_val = np.eye(3)[r_val] + 0.3 * rng.standard_normal((300, 3))
+    good = latent_probe(z_val, r_val, filt, 0, z_fit, r_fit)
+    assert good["latent_share"] > 0.85
+    assert good["chance"] == np.bincount(r_val).max() / 300  # every validation row scored
+    # a probe fitted on rows whose labels say nothing about z reads nothing on validation
+    bad = latent_probe(z_val, r_val, filt, 0, z_fit, rng.permutation(r_fit))
+    assert bad["latent_share"] < 0.3
+    assert math.isnan(latent_probe(z_val, r_val, filt, 0, z_fit, np.zeros(600, int))["latent_acc"])
+
+
+def test_validator_fits_the_latent_probe_on_capped_training_windows_only():
+    from marketjepa.data.windows import WindowDataset, WindowSpec
+    from marketjepa.train.validation import Validator
+
+    x, split, truth = ar1_market()
+    cfg = tiny_cfg("train.latent_probe_fit_windows=40")
+    spec = WindowSpec.from_config(cfg.windows)
+    data = WindowDataset(x, spec)
+    train_starts = np.arange(0, 600 - spec.total_len, dtype=np.int64)
+    val_starts = np.arange(620, 760 - spec.total_len, dtype=np.int64)
+    v = Validator(data, val_starts, cfg, truth, fit_starts=train_starts)
+    assert v.fit_starts.size == 40 and np.all(split[spec.anchor(v.fit_starts)] == 0)
+    np.testing.assert_array_equal(v.regime_fit, truth["regime"][spec.anchor(v.fit_starts)])
+    off = Validator(data, val_starts, tiny_cfg("train.latent_probe_fit_windows=0"), truth,
+                    fit_starts=train_starts)  # fmt: skip
+    assert off.fit_starts is None
+
+
 def test_collapse_experiment_writes_a_table_per_variant(tmp_path):
     from marketjepa.train.experiment import VARIANTS, collapse_experiment_arrays
 

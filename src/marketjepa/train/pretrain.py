@@ -271,7 +271,7 @@ def _train(
         cfg, inp.features, inp.split, inp.session, inp.feature_names, device
     )
     batches = BatchSampler(data, plan, env, tc.seed, needs_gap(cfg), future_means)
-    validator = Validator(data, plan.val_starts, cfg, inp.truth, future_means)
+    validator = Validator(data, plan.val_starts, cfg, inp.truth, future_means, plan.train_starts)
     log = RunLog(run_dir, plan.total_steps, tc.epochs, state.step, env.is_main)
     try:
         for epoch in range(state.epoch, tc.epochs):

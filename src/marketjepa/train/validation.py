@@ -4,7 +4,9 @@ Validation losses use up to ``train.max_val_windows`` evenly spaced validation w
 and fixed SIGReg directions, so epochs are comparable. Collapse diagnostics
 (:func:`marketjepa.model.collapse.embedding_stats`) are computed for the tensor SIGReg
 regularizes (``sig_*``) and the tensor the probes use (``probe_*``); on synthetic data
-the latent-regime probe measures how much of the hidden state the embeddings carry.
+the latent-regime probe (fitted on training-day windows, scored on the validation
+windows; :mod:`marketjepa.train.latent_probe`) measures how much of the hidden state the
+embeddings carry.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from torch import nn
 from marketjepa.artifacts import EMBEDDING_STAT_KEYS
 from marketjepa.config import Config
 from marketjepa.data.prepared import truth_arrays
-from marketjepa.data.windows import WindowDataset
+from marketjepa.data.windows import WindowDataset, even_subsample
 from marketjepa.device import autocast_ctx
 from marketjepa.model.collapse import embedding_stats, row_verdict
+from marketjepa.model.embedding import embed_windows
 from marketjepa.model.future_summary import FutureMeans
 from marketjepa.model.sigreg import sigreg_view, token_positions
 from marketjepa.train.batches import needs_gap
@@ -91,13 +94,23 @@ class Validator:
         cfg: Config,
         truth: dict[str, np.ndarray] | None = None,
         future_means: FutureMeans | None = None,
+        fit_starts: np.ndarray | None = None,
     ) -> None:
+        """``fit_starts``: training-day windows; ``train.latent_probe_fit_windows`` evenly
+        spaced ones fit the latent probe (None or a cap of 0: halves of the validation
+        windows, see :mod:`.latent_probe`)."""
         self.data, self.starts, self.cfg, self.future_means = data, starts, cfg, future_means
         self.token_pos = token_positions(starts.size, data.spec.context_patches, cfg.train.seed)
         regime, filt = truth_arrays(truth)
         rows = data.spec.anchor(starts)
         self.regime = None if regime is None else regime[rows]
         self.filt = None if filt is None else filt[rows]  # None whenever regime is
+        cap = cfg.train.latent_probe_fit_windows
+        if fit_starts is not None and cap:
+            fit_starts = even_subsample(fit_starts, cap)
+        has_fit = regime is not None and fit_starts is not None and cap and fit_starts.size >= 2
+        self.fit_starts = fit_starts if has_fit else None
+        self.regime_fit = regime[data.spec.anchor(fit_starts)] if has_fit else None
 
     def epoch_row(self, model: nn.Module, epoch: int, step: int, lr: float) -> dict[str, Any]:
         """One ``metrics.csv`` row (without the train losses and timing) after ``epoch``."""
@@ -114,6 +127,14 @@ class Validator:
             row["val_loss"] = math.nan
         row["latent_acc"] = row["latent_share"] = math.nan
         if self.regime is not None:
-            lp = latent_probe(z_probe, self.regime, self.filt, seed=cfg.train.seed)
+            z_fit = None
+            if self.fit_starts is not None:
+                zeros = np.zeros(self.fit_starts.size, dtype=np.int64)
+                z_fit, _ = embed_windows(
+                    model, self.data, self.fit_starts, zeros, cfg.train.batch_size, cfg.train.bf16
+                )
+            lp = latent_probe(
+                z_probe, self.regime, self.filt, cfg.train.seed, z_fit, self.regime_fit
+            )
             row["latent_acc"], row["latent_share"] = lp["latent_acc"], lp["latent_share"]
         return row
