@@ -101,7 +101,7 @@ def plan_windows(
                 f"({global_batch // env.world_size} windows) must be a multiple of {k}, and "
                 f"the training days hold {n_usable} windows in whole groups of {k} (at "
                 f"least one batch of {global_batch} needed)",
-                hint="lower train.anchors_per_session or train.windows.stride, or choose a "
+                hint="lower train.anchors_per_session or windows.stride, or choose a "
                 "batch size that is a multiple of it on every rank",
             )
     steps_per_epoch = n_usable // global_batch
