@@ -328,6 +328,14 @@ class LossConfig(_Section):
     # Input channels zeroed on the target path only (names or groups, as
     # model.input_exclude): the context still sees them, the targets do not carry them.
     target_exclude: list[str] = Field(default_factory=list)
+    # Same-session temporal contrast (model/session_contrast.py, TS2Vec/CPC-style): weight
+    # of an InfoNCE whose negatives are only the targets of the other anchors of the same
+    # trading day in the batch; needs train.anchors_per_session >= 2. 0 = off.
+    aux_session_contrast: float = Field(0.0, ge=0)
+    session_contrast_temperature: float = Field(0.1, gt=0)
+    # The anchor scored against the targets: the predictor's output (CPC: a prediction of
+    # the future) or the probed context embedding itself.
+    session_contrast_anchor: Literal["predictor", "context"] = "predictor"
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:
@@ -371,6 +379,9 @@ class TrainConfig(_Section):
     # Synthetic data: training-day windows the per-epoch latent-regime probe is fitted on
     # (scored on the validation windows); 0 = fit on half of the validation windows.
     latent_probe_fit_windows: int = Field(4096, ge=0)
+    # Batch layout: a batch of B windows is B/k trading days × k anchors of the same day
+    # (training windows only); 1 = windows shuffled across all days.
+    anchors_per_session: int = Field(1, ge=1)
     # Pretraining configurations tried on validation days before choosing this one (set by
     # `marketjepa sweep`); multiplies the LeJEPA policies' trial count in the DSR.
     sweep_trials: int = Field(0, ge=0)
@@ -486,6 +497,17 @@ class Config(_Section):
         if self.loss.aux_slowness > 0 and lag >= c:
             raise ValueError(
                 f"loss.slowness_lag={lag} must be below windows.context_patches={c} patches"
+            )
+        k = self.train.anchors_per_session
+        if self.loss.aux_session_contrast > 0 and k < 2:
+            raise ValueError(
+                "loss.aux_session_contrast needs train.anchors_per_session >= 2 (its "
+                "negatives are the other anchors of the same session in the batch)"
+            )
+        if self.train.batch_size % k:
+            raise ValueError(
+                f"train.batch_size={self.train.batch_size} is not a multiple of "
+                f"train.anchors_per_session={k}"
             )
         t = self.windows.target_patches
         if any(s > t for s in self.loss.target_scales):

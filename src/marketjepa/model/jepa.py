@@ -19,6 +19,9 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
             (+ c·slowness(tokens) if ``aux_slowness`` = c > 0, see ``slowness.py``)
             (+ e·FutureMean(head(z), future means) if ``aux_future_mean`` = e > 0,
                see ``future_summary.py``; the means come from the caller)
+            (+ s·SessionContrast(pred | z, target, session) if ``aux_session_contrast``
+               = s > 0: InfoNCE with negatives from the same trading day only, see
+               ``session_contrast.py``; the anchors' days come from the caller)
 
 Without EMA (the LeJEPA default) the target path is the encoder itself, with gradients
 and no stop-gradient: SIGReg alone prevents collapse. With EMA (the seed: 0.996) the
@@ -78,6 +81,7 @@ from marketjepa.model.future_summary import FutureMeanHead, future_mean_loss
 from marketjepa.model.infonce import info_nce
 from marketjepa.model.inputs import keep_mask
 from marketjepa.model.predictor import Predictor
+from marketjepa.model.session_contrast import session_contrast
 from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
 from marketjepa.model.slowness import slowness_loss
 
@@ -192,10 +196,12 @@ class LeJEPA(nn.Module):
         reduce_fn: ReduceFn | None = None,
         gap: Tensor | None = None,
         future: tuple[Tensor, Tensor] | None = None,
+        session: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Losses of one batch; ``future`` = ``(means [B, S, F], valid [B, S])`` from
         :class:`~marketjepa.model.future_summary.FutureMeans` (needed iff
-        ``aux_future_mean`` > 0)."""
+        ``aux_future_mean`` > 0); ``session [B]`` = each window's anchor trading day
+        (needed iff ``aux_session_contrast`` > 0)."""
         cfg = self.loss_cfg
         pooled, tokens = self.embed(context)
         targets = self.encode_target(target, context, gap)
@@ -210,6 +216,7 @@ class LeJEPA(nn.Module):
         sig, z_sig = self.sigreg_loss(pooled, tokens, step, seed, reduce_fn, out)
         loss = combine_losses(pred, sig, cfg.lambda_sigreg, cfg.convention)
         loss = self.add_auxiliary_losses(loss, pooled, tokens, preds, targets, target, future, out)
+        loss = self.add_session_contrast(loss, pooled, preds, targets, session, out)
         out.update(
             loss=loss,
             pred=pred,
@@ -301,6 +308,34 @@ class LeJEPA(nn.Module):
             loss = loss + cfg.aux_future_mean * fut
             out["aux_future_mean"] = fut
         return loss
+
+    def add_session_contrast(
+        self,
+        loss: Tensor,
+        pooled: Tensor,
+        preds: Tensor,
+        targets: Tensor,
+        session: Tensor | None,
+        out: dict[str, Tensor],
+    ) -> Tensor:
+        """``loss`` + s·same-session InfoNCE (``loss.aux_session_contrast`` = s > 0).
+
+        Anchor: the predictor's output pooled over target patches (CPC: the prediction
+        must pick its own future among the day's other futures) or the probed embedding
+        ``z`` itself (``session_contrast_anchor=context``); positive and negatives: the
+        target embeddings pooled over target patches.
+        """
+        cfg = self.loss_cfg
+        if cfg.aux_session_contrast <= 0:
+            return loss
+        if session is None:
+            raise ValueError("loss.aux_session_contrast > 0 needs each window's session id")
+        anchor = preds.mean(dim=1) if cfg.session_contrast_anchor == "predictor" else pooled
+        sc = session_contrast(
+            anchor, targets.mean(dim=1), session, cfg.session_contrast_temperature
+        )
+        out["aux_session_contrast"] = sc
+        return loss + cfg.aux_session_contrast * sc
 
     def mask_start(self, step: int, seed: int) -> int:
         """First patch of the masked block at ``step``: uniform on ``1 … C−M`` from

@@ -2,9 +2,15 @@
 
 :func:`plan_windows` picks the training and validation window starts and the step count;
 :class:`BatchSampler` turns a step of an epoch into this rank's :class:`Batch` (context,
-target, and the gap bars / future means the loss options need). The window order of
-epoch ``e`` is a permutation from ``numpy.random.default_rng([seed, e])``, so a resumed
-run sees the same batches as an uninterrupted one.
+target, and the gap bars / future means / sessions the loss options need). The window
+order of epoch ``e`` is a permutation from ``numpy.random.default_rng([seed, e])``, so a
+resumed run sees the same batches as an uninterrupted one.
+
+Session layout (``train.anchors_per_session`` = k > 1): the epoch order is built from
+groups of k training windows whose anchors lie in the same trading day (each day's
+windows shuffled and cut into groups, the remainder dropped, the groups shuffled), so
+every batch of B windows is B/k days × k anchors and the same-session contrast
+(``model/session_contrast.py``) has negatives from the anchor's own day.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ class Batch:
     target: torch.Tensor
     gap: torch.Tensor | None = None
     future: tuple[torch.Tensor, torch.Tensor] | None = None
+    # Trading-day id of each window's anchor (when the sampler was given sessions).
+    session: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,9 @@ class WindowPlan:
     global_batch: int
     steps_per_epoch: int
     total_steps: int
+    # Windows per same-day group and the anchor day of every training window (k > 1 only).
+    anchors_per_session: int = 1
+    train_sessions: np.ndarray | None = None
 
 
 def needs_gap(cfg: Config) -> bool:
@@ -47,8 +58,23 @@ def needs_gap(cfg: Config) -> bool:
     return cfg.loss.target_path == "sequence" and cfg.windows.gap_patches > 0
 
 
-def plan_windows(cfg: Config, split: np.ndarray, spec: WindowSpec, env: DistEnv) -> WindowPlan:
-    """Window starts of the train (0) and val (1) rows and the steps per epoch."""
+def session_groups(sessions: np.ndarray, k: int) -> int:
+    """Number of whole groups of ``k`` windows that share a session."""
+    return int((np.unique(sessions, return_counts=True)[1] // k).sum())
+
+
+def plan_windows(
+    cfg: Config,
+    split: np.ndarray,
+    spec: WindowSpec,
+    env: DistEnv,
+    session: np.ndarray | None = None,
+) -> WindowPlan:
+    """Window starts of the train (0) and val (1) rows and the steps per epoch.
+
+    ``session [N]`` (trading-day index of every row) is needed by
+    ``train.anchors_per_session`` > 1; an epoch then holds only whole same-day groups.
+    """
     tc = cfg.train
     train_starts = pretrain_starts(split, 0, spec, cfg.windows.stride)
     val_starts = even_subsample(
@@ -65,12 +91,44 @@ def plan_windows(cfg: Config, split: np.ndarray, spec: WindowSpec, env: DistEnv)
                 "same --preset/--set says what fits",
             )
     global_batch = usable_batch(min(tc.batch_size, train_starts.size), env.world_size)
-    steps_per_epoch = train_starts.size // global_batch
+    n_usable, train_sessions = train_starts.size, None
+    if (k := tc.anchors_per_session) > 1:
+        train_sessions = anchor_sessions(session, split, spec.anchor(train_starts))
+        n_usable = k * session_groups(train_sessions, k)
+        if (global_batch // env.world_size) % k or n_usable < global_batch:
+            raise DataValidationError(
+                f"train.anchors_per_session={k}: each rank's batch "
+                f"({global_batch // env.world_size} windows) must be a multiple of {k}, and "
+                f"the training days hold {n_usable} windows in whole groups of {k} (at "
+                f"least one batch of {global_batch} needed)",
+                hint="lower train.anchors_per_session or windows.stride, or choose a "
+                "batch size that is a multiple of it on every rank",
+            )
+    steps_per_epoch = n_usable // global_batch
     if tc.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, tc.max_steps_per_epoch)
     return WindowPlan(
-        train_starts, val_starts, global_batch, steps_per_epoch, tc.epochs * steps_per_epoch
+        train_starts,
+        val_starts,
+        global_batch,
+        steps_per_epoch,
+        tc.epochs * steps_per_epoch,
+        tc.anchors_per_session,
+        train_sessions,
     )
+
+
+def anchor_sessions(
+    session: np.ndarray | None, split: np.ndarray, anchors: np.ndarray
+) -> np.ndarray:
+    """Trading-day id of each anchor row; a clear error without a row-aligned ``session``."""
+    if session is None or np.shape(session) != np.shape(split):
+        raise MarketJepaError(
+            "train.anchors_per_session > 1 and loss.aux_session_contrast need the "
+            f"trading-day index of every row (session [{np.shape(split)[0]}]), got "
+            f"{'none' if session is None else np.shape(session)}"
+        )
+    return np.asarray(session)[anchors]
 
 
 def feature_columns(wanted: list[str], names: list[str] | None) -> list[int] | None:
@@ -128,9 +186,13 @@ class BatchSampler:
         seed: int,
         gap: bool,
         future_means: FutureMeans | None = None,
+        session: np.ndarray | None = None,
     ) -> None:
+        """``session [N]`` (trading-day index of every row): batches then carry their
+        anchors' days (``Batch.session``), which the same-session contrast needs."""
         self.data, self.plan, self.env, self.seed = data, plan, env, seed
         self.future_means = future_means
+        self.session = None if session is None else np.asarray(session)
         spec, n_feat, device = data.spec, data.n_features, data.device
         local = plan.global_batch // env.world_size
         self.ctx_buf = torch.empty(local, spec.context_len, n_feat, device=device)
@@ -140,16 +202,40 @@ class BatchSampler:
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The training window starts in epoch ``epoch``'s shuffled order."""
         starts = self.plan.train_starts
-        return starts[np.random.default_rng([self.seed, epoch]).permutation(starts.size)]
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(starts.size)
+        days, k = self.plan.train_sessions, self.plan.anchors_per_session
+        if days is None or k == 1:
+            return starts[perm]  # today's order, bit for bit
+        # Each day's windows in random order (a stable sort of the permutation by day),
+        # the first k·⌊n_day/k⌋ of them cut into groups of k, the groups shuffled.
+        by_day = perm[np.argsort(days[perm], kind="stable")]
+        day_sorted = days[by_day]
+        first = np.searchsorted(day_sorted, day_sorted, side="left")
+        rank = np.arange(by_day.size) - first
+        n_day = np.searchsorted(day_sorted, day_sorted, side="right") - first
+        groups = by_day[rank < n_day // k * k].reshape(-1, k)
+        return starts[groups[rng.permutation(groups.shape[0])].ravel()]
 
     def batch(self, order: np.ndarray, i: int) -> Batch:
         """This rank's shard of the ``i``-th global batch of ``order``."""
         gb = self.plan.global_batch
         local = shard(order[i * gb : (i + 1) * gb], self.env)
         data = self.data
+        anchors = data.spec.anchor(local)
         return Batch(
             data.context(local, out=self.ctx_buf),
             data.target(local, out=self.tgt_buf),
             data.gap(local, out=self.gap_buf) if self.gap_buf is not None else None,
-            self.future_means(data.spec.anchor(local)) if self.future_means is not None else None,
+            self.future_means(anchors) if self.future_means is not None else None,
+            session_ids(self.session, anchors, data.device),
         )
+
+
+def session_ids(
+    session: np.ndarray | None, anchors: np.ndarray, device: torch.device
+) -> torch.Tensor | None:
+    """The anchors' trading-day ids as a tensor on ``device`` (``None`` without sessions)."""
+    if session is None:
+        return None
+    return torch.as_tensor(session[anchors].astype(np.int64), device=device)

@@ -171,6 +171,7 @@ def train_step(
             reduce_fn=reduce_fn,
             gap=batch.gap,
             future=batch.future,
+            session=batch.session,
         )
     optimizer.zero_grad(set_to_none=True)
     out["loss"].backward()
@@ -214,7 +215,8 @@ def train_lejepa(
     ``truth`` (synthetic data) holds row-aligned ``regime`` and ``filter_p*`` arrays for
     the latent probe. ``on_epoch_end(epoch, row, model)`` runs after each epoch's
     checkpoint is written (progress hooks, experiments). ``session [N]`` (trading-day
-    index) is needed only by ``loss.aux_future_mean``; ``feature_names [F]`` by the options
+    index) is needed only by ``loss.aux_future_mean``, ``loss.aux_session_contrast`` and
+    ``train.anchors_per_session`` > 1; ``feature_names [F]`` by the options
     that select columns (``loss.future_mean_features``, ``model.input_exclude``,
     ``model.session_mask``, ``loss.target_exclude``); checkpoints store them so
     :func:`~marketjepa.train.checkpoint.load_model` rebuilds the same model. Returns the
@@ -252,7 +254,7 @@ def _train(
     t0 = time.time()
     tc, device = cfg.train, env.device
     spec = WindowSpec.from_config(cfg.windows)
-    plan = plan_windows(cfg, inp.split, spec, env)
+    plan = plan_windows(cfg, inp.split, spec, env, inp.session)
     torch.manual_seed(tc.seed)
     model = LeJEPA(inp.n_features, spec, cfg.model, cfg.loss, inp.feature_names).to(device)
     optimizer = build_optimizer(model, cfg, device)
@@ -270,8 +272,12 @@ def _train(
     future_means = build_future_means(
         cfg, inp.features, inp.split, inp.session, inp.feature_names, device
     )
-    batches = BatchSampler(data, plan, env, tc.seed, needs_gap(cfg), future_means)
-    validator = Validator(data, plan.val_starts, cfg, inp.truth, future_means, plan.train_starts)
+    # Anchor days travel with the batches only for the loss that reads them.
+    contrast_days = inp.session if cfg.loss.aux_session_contrast > 0 else None
+    batches = BatchSampler(data, plan, env, tc.seed, needs_gap(cfg), future_means, contrast_days)
+    validator = Validator(
+        data, plan.val_starts, cfg, inp.truth, future_means, contrast_days, plan.train_starts
+    )
     log = RunLog(run_dir, plan.total_steps, tc.epochs, state.step, env.is_main)
     try:
         for epoch in range(state.epoch, tc.epochs):

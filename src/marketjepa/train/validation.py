@@ -27,7 +27,7 @@ from marketjepa.model.collapse import embedding_stats, row_verdict
 from marketjepa.model.embedding import embed_windows
 from marketjepa.model.future_summary import FutureMeans
 from marketjepa.model.sigreg import sigreg_view, token_positions
-from marketjepa.train.batches import needs_gap
+from marketjepa.train.batches import needs_gap, session_ids
 from marketjepa.train.latent_probe import latent_probe
 
 # Validation SIGReg uses fixed directions (step 0 of a separate seed stream).
@@ -42,8 +42,12 @@ def evaluate_validation(
     token_pos: np.ndarray,
     cfg: Config,
     future_means: FutureMeans | None = None,
+    session: np.ndarray | None = None,
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Validation losses and embeddings ``(losses, z_probe [n, d], z_sig [n, d])``.
+
+    ``session [N]`` (row trading days) is passed on for ``loss.aux_session_contrast``:
+    the windows of a chunk from the same day are each other's negatives.
 
     Windows are scored in ⌈n/B⌉ near-equal chunks (B = train batch size) so the SIGReg
     statistic (which scales with the batch for non-Gaussian embeddings) is on the
@@ -58,9 +62,11 @@ def evaluate_validation(
     for idx in np.array_split(np.arange(starts.size), n_chunks):
         ctx, tgt = data.batch(starts[idx])
         gap = data.gap(starts[idx]) if needs_gap(cfg) else None
-        fut = future_means(data.spec.anchor(starts[idx])) if future_means is not None else None
+        anchors = data.spec.anchor(starts[idx])
+        fut = future_means(anchors) if future_means is not None else None
+        days = session_ids(session, anchors, data.device)
         with autocast_ctx(data.device, cfg.train.bf16):
-            out = model(ctx, tgt, step=0, seed=seed, gap=gap, future=fut)
+            out = model(ctx, tgt, step=0, seed=seed, gap=gap, future=fut, session=days)
         vals = torch.stack([out["loss"], out["pred"], out["sigreg"]]).float().cpu().numpy()
         sums += vals * idx.size
         probe.append(out["z_probe"].float().cpu())
@@ -94,12 +100,14 @@ class Validator:
         cfg: Config,
         truth: dict[str, np.ndarray] | None = None,
         future_means: FutureMeans | None = None,
+        session: np.ndarray | None = None,
         fit_starts: np.ndarray | None = None,
     ) -> None:
         """``fit_starts``: training-day windows; ``train.latent_probe_fit_windows`` evenly
         spaced ones fit the latent probe (None or a cap of 0: halves of the validation
         windows, see :mod:`.latent_probe`)."""
         self.data, self.starts, self.cfg, self.future_means = data, starts, cfg, future_means
+        self.session = None if session is None else np.asarray(session)
         self.token_pos = token_positions(starts.size, data.spec.context_patches, cfg.train.seed)
         regime, filt = truth_arrays(truth)
         rows = data.spec.anchor(starts)
@@ -116,7 +124,7 @@ class Validator:
         """One ``metrics.csv`` row (without the train losses and timing) after ``epoch``."""
         cfg = self.cfg
         losses, z_probe, z_sig = evaluate_validation(
-            model, self.data, self.starts, self.token_pos, cfg, self.future_means
+            model, self.data, self.starts, self.token_pos, cfg, self.future_means, self.session
         )
         row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": lr, **losses}
         if np.isfinite(z_probe).all() and np.isfinite(z_sig).all():
