@@ -553,7 +553,7 @@ def sweep(
     probe_windows: Annotated[
         int,
         typer.Option(help="Probe anchors per split (train, validation) scoring a trial; 0 = all."),
-    ] = 1500,
+    ] = 6000,
     prune: Annotated[
         bool,
         typer.Option(help="Median-prune trials on the per-epoch validation latent share."),
