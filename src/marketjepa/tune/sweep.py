@@ -23,7 +23,8 @@ caps the evenly spaced train and validation anchors of :func:`validation_score`
 epoch before the last when its per-epoch validation latent share (the pretraining
 loop's own latent probe on validation windows, computed anyway) is below the median of
 the finished trials at that epoch; pruned trials count toward ``--trials`` and are
-recorded as ``PRUNED`` with the reason. ``trial_seconds`` (0 = off) prunes a trial whose
+recorded as ``PRUNED`` with the reason. ``val_windows`` sets the loop's per-epoch
+validation windows (``train.max_val_windows``), a large share of a short trial. ``trial_seconds`` (0 = off) prunes a trial whose
 pretraining has run longer than that after an epoch before the last. The budget is
 stored in the study, so a resume with different budget options is refused.
 """
@@ -141,6 +142,7 @@ def run_sweep(
     probe_windows: int = PROBE_WINDOWS,
     prune: bool = True,
     trial_seconds: float = 0.0,
+    val_windows: int | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the study until ``n_trials`` trials have finished; see module doc.
 
@@ -161,6 +163,7 @@ def run_sweep(
         probe_windows=probe_windows,
         prune=prune,
         trial_seconds=trial_seconds,
+        val_windows=val_windows,
     )
 
 
@@ -181,6 +184,7 @@ def sweep_arrays(
     probe_windows: int = PROBE_WINDOWS,
     prune: bool = True,
     trial_seconds: float = 0.0,
+    val_windows: int | None = None,
 ) -> dict[str, Any]:
     """:func:`run_sweep` on in-memory arrays (``label`` −1 = unlabelled row); ``space``
     replaces :data:`SEARCH_SPACE` (e.g. a smaller one for tiny data); ``feature_names``
@@ -197,6 +201,8 @@ def sweep_arrays(
         "train.max_steps_per_epoch": steps,
         "train.watchdog.enabled": False,
     }
+    if val_windows is not None:  # the loop's per-epoch validation windows (pruning signal)
+        budget["train.max_val_windows"] = val_windows
     scoring = {"probe_windows": probe_windows, "prune": prune, "trial_seconds": trial_seconds}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = (
