@@ -179,7 +179,7 @@ def test_sweep_probe_window_cap_is_honored(tmp_path):
     x, split, label, _, truth = _market()
     s = sweep_arrays(
         cfg, x, split, label, truth, tmp_path, n_trials=1, epochs=1, steps=1,
-        space=_small_space(), probe_windows=40,
+        space=_small_space(), probe_windows=40, val_windows=32,
     )  # fmt: skip
     (trial,) = optuna.load_study(
         study_name="levers", storage=f"sqlite:///{tmp_path}/study.db"
@@ -191,6 +191,9 @@ def test_sweep_probe_window_cap_is_honored(tmp_path):
     capped = validation_score(enc, tcfg, x, split, label, truth, max_windows=40)
     assert s["trials"][0]["objective"] == pytest.approx(capped["objective"])
     assert s["budget"]["probe_windows"] == 40
+    # the loop's per-epoch validation used the sweep's val_windows
+    pre = json.loads((tmp_path / "trials" / "0000" / "pretrain.json").read_text())
+    assert s["budget"]["train.max_val_windows"] == 32 and pre["n_val_windows"] == 32
 
 
 def test_sweep_prunes_and_records_pruned_trials(tmp_path):
