@@ -16,17 +16,18 @@ trial count.
 
 Sampler: TPE (Bergstra et al. 2011) with a fixed seed; the first trials are random.
 
-Reduced budget (issue #12: ≥ 30 trials in ≤ 60 minutes on 2 cores). A trial's time is
-almost all pretraining steps (and the loop's per-epoch validation); ``probe_windows``
-caps the evenly spaced train and validation anchors of :func:`validation_score`
-(default 6,000, as in the levers experiment). With ``prune`` an Optuna ``MedianPruner`` stops a trial after an
-epoch before the last when its per-epoch validation latent share (the pretraining
-loop's own latent probe on validation windows, computed anyway) is below the median of
-the finished trials at that epoch; pruned trials count toward ``--trials`` and are
-recorded as ``PRUNED`` with the reason. ``val_windows`` sets the loop's per-epoch
-validation windows (``train.max_val_windows``), a large share of a short trial. ``trial_seconds`` (0 = off) prunes a trial whose
-pretraining has run longer than that after an epoch before the last. The budget is
-stored in the study, so a resume with different budget options is refused.
+Reduced budget (issue #12: ≥ 30 trials in ≤ 60 minutes on 2 cores; the CLI's defaults,
+measured in docs/levers.md "The sweep"). A trial's time is almost all pretraining steps
+and the loop's per-epoch validation (``val_windows`` sets ``train.max_val_windows``);
+``probe_windows`` caps the evenly spaced train and validation anchors of
+:func:`validation_score` (default 6,000, as in the levers experiment). With ``prune`` an
+Optuna ``MedianPruner`` stops a trial after an epoch before the last when its per-epoch
+validation latent share (the loop's own latent probe on validation windows, computed
+anyway) is below the median of the finished trials at that epoch; ``trial_seconds``
+(0 = off) prunes a trial whose pretraining has run longer than that after an epoch
+before the last. Pruned trials count toward ``--trials`` and are recorded as ``PRUNED``
+with the reason. The budget is stored in the study, so a resume with other budget
+options is refused.
 """
 
 from __future__ import annotations
@@ -189,9 +190,10 @@ def sweep_arrays(
     """:func:`run_sweep` on in-memory arrays (``label`` −1 = unlabelled row); ``space``
     replaces :data:`SEARCH_SPACE` (e.g. a smaller one for tiny data); ``feature_names``
     are needed by the levers that select input columns."""
-    if probe_windows < 0 or trial_seconds < 0:
+    if probe_windows < 0 or trial_seconds < 0 or (val_windows or 0) < 0:
         raise MarketJepaError(
-            f"probe_windows and trial_seconds must be >= 0; got {probe_windows}, {trial_seconds}"
+            "probe_windows, trial_seconds and val_windows must be >= 0; got "
+            f"{probe_windows}, {trial_seconds}, {val_windows}"
         )
     out_dir = Path(out_dir)
     features = np.asarray(features, np.float32)
