@@ -549,23 +549,53 @@ def sweep(
     ),
     trials: Annotated[int, typer.Option(help="Total finished trials to reach.")] = 30,
     epochs: Annotated[int, typer.Option(help="Pretraining epochs per trial.")] = 2,
-    steps: Annotated[int, typer.Option(help="Steps per epoch per trial.")] = 60,
+    steps: Annotated[int, typer.Option(help="Steps per epoch per trial.")] = 10,
+    val_windows: Annotated[
+        int, typer.Option(help="Per-epoch validation windows of a trial's pretraining.")
+    ] = 1024,
+    probe_windows: Annotated[
+        int,
+        typer.Option(help="Probe anchors per split (train, validation) scoring a trial; 0 = all."),
+    ] = 6000,
+    prune: Annotated[
+        bool,
+        typer.Option(help="Median-prune trials on the per-epoch validation latent share."),
+    ] = True,
+    trial_seconds: Annotated[
+        float,
+        typer.Option(help="Prune a trial still pretraining after this many seconds; 0 = off."),
+    ] = 90.0,
 ) -> None:
     """Optuna study over the pretraining levers, scored on validation days only.
 
-    Resumable (SQLite storage in the sweep folder); writes trials.csv, sweep.json and
-    best_config.yaml (with train.sweep_trials set for the deflated Sharpe ratio).
+    Resumable with the same budget options (SQLite storage in the sweep folder); writes
+    trials.csv, sweep.json and best_config.yaml (with train.sweep_trials set for the
+    deflated Sharpe ratio).
     """
     from marketjepa.pipeline import ensure_prepared, ensure_synthetic
     from marketjepa.tune.sweep import run_sweep
 
     if trials < 1 or epochs < 1 or steps < 1:
         raise ConfigError("--trials, --epochs and --steps must be >= 1")
+    if probe_windows < 0 or trial_seconds < 0 or val_windows < 0:
+        raise ConfigError("--probe-windows, --val-windows and --trial-seconds must be >= 0")
     cfg = _config(preset, config, set_)
     if cfg.data.source == "synthetic":
         ensure_synthetic(cfg)
     prep = ensure_prepared(cfg)
-    run_sweep(cfg, prep, out, n_trials=trials, epochs=epochs, steps=steps, seed=cfg.train.seed)
+    run_sweep(
+        cfg,
+        prep,
+        out,
+        n_trials=trials,
+        epochs=epochs,
+        steps=steps,
+        seed=cfg.train.seed,
+        probe_windows=probe_windows,
+        prune=prune,
+        trial_seconds=trial_seconds,
+        val_windows=val_windows,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -159,3 +159,76 @@ def test_cli_rejects_bad_lever_arguments_with_exit_code_2(args, message):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split())
+
+
+def _small_space():
+    from marketjepa.tune.sweep import SEARCH_SPACE
+
+    keep = ("model.causal", "loss.target_path", "loss.lambda_sigreg", "model.pooling")
+    return {k: SEARCH_SPACE[k] for k in keep}
+
+
+def test_sweep_probe_window_cap_is_honored(tmp_path):
+    import optuna
+
+    from marketjepa.train.checkpoint import load_model
+    from marketjepa.tune.levers import validation_score, with_overrides
+    from marketjepa.tune.sweep import sweep_arrays
+
+    cfg = load_config("tiny", overrides=TINY)
+    x, split, label, _, truth = _market()
+    s = sweep_arrays(
+        cfg, x, split, label, truth, tmp_path, n_trials=1, epochs=1, steps=1,
+        space=_small_space(), probe_windows=40, val_windows=32,
+    )  # fmt: skip
+    (trial,) = optuna.load_study(
+        study_name="levers", storage=f"sqlite:///{tmp_path}/study.db"
+    ).trials
+    assert trial.user_attrs["probe_anchors"] == [40, 40]
+    # the recorded objective is validation_score with the cap, not its default
+    tcfg = with_overrides(cfg, trial.user_attrs["changes"], "test")
+    enc = load_model(tmp_path / "trials" / "0000", which="best", device="cpu").encoder
+    capped = validation_score(enc, tcfg, x, split, label, truth, max_windows=40)
+    assert s["trials"][0]["objective"] == pytest.approx(capped["objective"])
+    assert s["budget"]["probe_windows"] == 40
+    # the loop's per-epoch validation used the sweep's val_windows
+    pre = json.loads((tmp_path / "trials" / "0000" / "pretrain.json").read_text())
+    assert s["budget"]["train.max_val_windows"] == 32 and pre["n_val_windows"] == 32
+
+
+def test_sweep_prunes_and_records_pruned_trials(tmp_path):
+    import optuna
+
+    from marketjepa.errors import MarketJepaError
+    from marketjepa.tune.sweep import PRUNER_STARTUP, STUDY_NAME, sweep_arrays
+
+    cfg = load_config("tiny", overrides=TINY)
+    x, split, label, _, truth = _market()
+    kw = dict(epochs=2, steps=1, space=_small_space())
+    sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=0, **kw)  # creates the study
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{tmp_path}/study.db")
+    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+    for _ in range(PRUNER_STARTUP):  # finished trials whose epoch-1 share no real one reaches
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=2.0, params={"p": 0.5}, distributions={"p": dist},
+                intermediate_values={1: 2.0}, user_attrs={"changes": {}},
+            )
+        )  # fmt: skip
+    s = sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=PRUNER_STARTUP + 1, **kw)
+    last = s["trials"][-1]
+    assert last["state"] == "PRUNED" and last["pruned"] == "median pruner after epoch 1"
+    assert math.isfinite(last["epoch1_latent_share"]) and last["objective"] is None
+    assert s["n_trials"] == PRUNER_STARTUP + 1
+    assert "PRUNED" in (tmp_path / "trials.csv").read_text()
+    # a resume with another budget is refused: its trials would not be comparable
+    with pytest.raises(MarketJepaError, match="another budget"):
+        sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=9, **kw, probe_windows=10)
+
+    # the per-trial time cap prunes a trial still pretraining after an epoch before the last
+    t = sweep_arrays(
+        cfg, x, split, label, truth, tmp_path / "cap", n_trials=1, prune=False,
+        trial_seconds=1e-6, **kw,
+    )  # fmt: skip
+    (row,) = t["trials"]
+    assert row["state"] == "PRUNED" and row["pruned"].startswith("over 0s after epoch 1")

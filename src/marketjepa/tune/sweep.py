@@ -15,6 +15,19 @@ the number of finished trials so the DSR of the policy built on it counts them) 
 trial count.
 
 Sampler: TPE (Bergstra et al. 2011) with a fixed seed; the first trials are random.
+
+Reduced budget (issue #12: ≥ 30 trials in ≤ 60 minutes on 2 cores; the CLI's defaults,
+measured in docs/levers.md "The sweep"). A trial's time is almost all pretraining steps
+and the loop's per-epoch validation (``val_windows`` sets ``train.max_val_windows``);
+``probe_windows`` caps the evenly spaced train and validation anchors of
+:func:`validation_score` (default 6,000, as in the levers experiment). With ``prune`` an
+Optuna ``MedianPruner`` stops a trial after an epoch before the last when its per-epoch
+validation latent share (the loop's own latent probe on validation windows, computed
+anyway) is below the median of the finished trials at that epoch; ``trial_seconds``
+(0 = off) prunes a trial whose pretraining has run longer than that after an epoch
+before the last. Pruned trials count toward ``--trials`` and are recorded as ``PRUNED``
+with the reason. The budget is stored in the study, so a resume with other budget
+options is refused.
 """
 
 from __future__ import annotations
@@ -31,13 +44,22 @@ import optuna
 from marketjepa.artifacts import write_json
 from marketjepa.config import Config, save_config
 from marketjepa.console import stage_line
+from marketjepa.constants import TRAIN, VAL
 from marketjepa.data.prepared import PreparedData
+from marketjepa.data.windows import WindowSpec
 from marketjepa.errors import MarketJepaError
 from marketjepa.train.checkpoint import load_model
 from marketjepa.train.pretrain import train_lejepa
-from marketjepa.tune.levers import validation_score, with_overrides
+from marketjepa.tune.levers import probe_starts, validation_score, with_overrides
 
 STUDY_NAME = "levers"
+
+# Cap on each split's probe anchors when scoring a trial. Scoring is ~2% of a trial
+# (12 s of 670 s, profiled) and fewer anchors make the share noisy (one trial: 0.506 at
+# 6,000, 0.339 at 1,500, 0.476 at 1,000), so the default stays validation_score's 6,000.
+PROBE_WINDOWS = 6000
+# Finished trials before the median pruner may stop one.
+PRUNER_STARTUP = 5
 
 # name → (kind, choices) ; every lever of issue #12 that is a config option.
 SEARCH_SPACE: dict[str, tuple[str, list[Any]]] = {
@@ -118,8 +140,14 @@ def run_sweep(
     epochs: int = 2,
     steps: int = 60,
     seed: int = 0,
+    probe_windows: int = PROBE_WINDOWS,
+    prune: bool = True,
+    trial_seconds: float = 0.0,
+    val_windows: int | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the study until ``n_trials`` trials have finished; see module doc."""
+    """Run (or resume) the study until ``n_trials`` trials have finished; see module doc.
+
+    The prepared arrays are read once per call, not once per trial."""
     data = PreparedData.load(Path(prepared_dir))
     return sweep_arrays(
         cfg,
@@ -133,6 +161,10 @@ def run_sweep(
         steps=steps,
         seed=seed,
         feature_names=data.feature_names,
+        probe_windows=probe_windows,
+        prune=prune,
+        trial_seconds=trial_seconds,
+        val_windows=val_windows,
     )
 
 
@@ -150,10 +182,19 @@ def sweep_arrays(
     seed: int = 0,
     space: dict[str, tuple[str, list[Any]]] | None = None,
     feature_names: list[str] | None = None,
+    probe_windows: int = PROBE_WINDOWS,
+    prune: bool = True,
+    trial_seconds: float = 0.0,
+    val_windows: int | None = None,
 ) -> dict[str, Any]:
     """:func:`run_sweep` on in-memory arrays (``label`` −1 = unlabelled row); ``space``
     replaces :data:`SEARCH_SPACE` (e.g. a smaller one for tiny data); ``feature_names``
     are needed by the levers that select input columns."""
+    if probe_windows < 0 or trial_seconds < 0 or (val_windows or 0) < 0:
+        raise MarketJepaError(
+            "probe_windows, trial_seconds and val_windows must be >= 0; got "
+            f"{probe_windows}, {trial_seconds}, {val_windows}"
+        )
     out_dir = Path(out_dir)
     features = np.asarray(features, np.float32)
     split, label = np.asarray(split), np.asarray(label)
@@ -162,14 +203,47 @@ def sweep_arrays(
         "train.max_steps_per_epoch": steps,
         "train.watchdog.enabled": False,
     }
+    if val_windows is not None:  # the loop's per-epoch validation windows (pruning signal)
+        budget["train.max_val_windows"] = val_windows
+    scoring = {"probe_windows": probe_windows, "prune": prune, "trial_seconds": trial_seconds}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP, n_warmup_steps=0)
+        if prune
+        else optuna.pruners.NopPruner()
+    )
     study = optuna.create_study(
         study_name=STUDY_NAME,
         storage=_storage(out_dir),
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10),
+        pruner=pruner,
         load_if_exists=True,
     )
+    _check_budget(study, budget | scoring, out_dir)
+
+    def on_epoch_end(trial: optuna.Trial, t0: float):
+        """Report the loop's per-epoch validation latent share; prune before the last epoch."""
+
+        def hook(epoch: int, row: dict[str, Any], _model: Any) -> None:
+            share = row.get("latent_share", math.nan)
+            if share is not None and math.isfinite(share):
+                trial.set_user_attr(f"epoch{epoch}_latent_share", float(share))
+            if epoch >= epochs:
+                return  # the last epoch is scored by validation_score, not pruned
+            if share is not None and math.isfinite(share):
+                trial.report(float(share), epoch)
+                if trial.should_prune():
+                    trial.set_user_attr("pruned", f"median pruner after epoch {epoch}")
+                    raise optuna.TrialPruned()
+            elapsed = time.time() - t0
+            if trial_seconds and elapsed > trial_seconds:
+                trial.set_user_attr(
+                    "pruned", f"over {trial_seconds:.0f}s after epoch {epoch} ({elapsed:.0f}s)"
+                )
+                raise optuna.TrialPruned()
+
+        return hook
 
     def objective(trial: optuna.Trial) -> float:
         changes = sample_levers(trial, space, cfg.windows.target_patches)
@@ -180,15 +254,36 @@ def sweep_arrays(
             raise optuna.TrialPruned() from None
         t0 = time.time()
         run = out_dir / "trials" / f"{trial.number:04d}"
+        trial.set_user_attr("changes", changes)
         try:
-            train_lejepa(tcfg, features, split, run, truth=truth, feature_names=feature_names)
+            train_lejepa(
+                tcfg,
+                features,
+                split,
+                run,
+                truth=truth,
+                feature_names=feature_names,
+                on_epoch_end=on_epoch_end(trial, t0),
+            )
         except MarketJepaError as exc:  # too few windows for this geometry, divergence
             trial.set_user_attr("error", str(exc))
             raise optuna.TrialPruned() from None
+        except optuna.TrialPruned:
+            trial.set_user_attr("seconds", time.time() - t0)
+            stage_line(
+                "sweep",
+                f"trial {trial.number}: pruned ({trial.user_attrs['pruned']}, "
+                f"{time.time() - t0:.0f}s) {changes}",
+            )
+            raise
 
         model = load_model(run, which="best", device="cpu")
-        scores = validation_score(model.encoder, tcfg, features, split, label, truth)
-        trial.set_user_attr("changes", changes)
+        scores = validation_score(
+            model.encoder, tcfg, features, split, label, truth, max_windows=probe_windows
+        )
+        ctx_len = WindowSpec.from_config(tcfg.windows).context_len
+        n = probe_starts(split, label, ctx_len, (TRAIN, VAL), probe_windows)
+        trial.set_user_attr("probe_anchors", [int(n[TRAIN].size), int(n[VAL].size)])
         trial.set_user_attr("seconds", time.time() - t0)
         for k, v in scores.items():
             trial.set_user_attr(k, v)
@@ -206,7 +301,26 @@ def sweep_arrays(
     t0 = time.time()
     while finished() < n_trials:
         study.optimize(objective, n_trials=1)
-    return _write_summary(study, cfg, out_dir, budget, time.time() - t0)
+    return _write_summary(study, cfg, out_dir, budget | scoring, time.time() - t0)
+
+
+def _check_budget(study: optuna.Study, budget: dict[str, Any], out_dir: Path) -> None:
+    """Store the budget in a new study; refuse to resume one run with another budget
+    (its trials would not be comparable)."""
+    stored = study.user_attrs.get("budget")
+    if stored is None:
+        if study.get_trials(deepcopy=False):
+            raise MarketJepaError(
+                f"{out_dir / 'study.db'}: the study has trials but no recorded budget "
+                "(written by an older version); use a new --out"
+            )
+        study.set_user_attr("budget", budget)
+    elif stored != budget:
+        diff = {k: (stored.get(k), v) for k, v in budget.items() if stored.get(k) != v}
+        raise MarketJepaError(
+            f"{out_dir / 'study.db'}: the study was run with another budget "
+            f"(stored vs now: {diff}); rerun with the same options or use a new --out"
+        )
 
 
 def _write_summary(study, cfg: Config, out_dir: Path, budget, seconds: float) -> dict[str, Any]:
@@ -217,9 +331,12 @@ def _write_summary(study, cfg: Config, out_dir: Path, budget, seconds: float) ->
             {
                 "number": t.number,
                 "state": t.state.name,
-                "objective": t.value,
+                # a pruned trial's value is its last intermediate, not the objective
+                "objective": t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
                 **{k: t.user_attrs.get(k) for k in ("latent_share", "direction_lift", "seconds")},
+                "epoch1_latent_share": t.user_attrs.get("epoch1_latent_share"),
                 "changes": t.user_attrs.get("changes"),
+                "pruned": t.user_attrs.get("pruned"),
                 "error": t.user_attrs.get("error"),
             }
         )
