@@ -565,6 +565,13 @@ def sweep(
         float,
         typer.Option(help="Prune a trial still pretraining after this many seconds; 0 = off."),
     ] = 90.0,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="What a trial maximizes on validation days: 'share' (latent share, else "
+            "direction lift) or 'gain' (that minus the same architecture at random init)."
+        ),
+    ] = "share",
 ) -> None:
     """Optuna study over the pretraining levers, scored on validation days only.
 
@@ -579,6 +586,8 @@ def sweep(
         raise ConfigError("--trials, --epochs and --steps must be >= 1")
     if probe_windows < 0 or trial_seconds < 0 or val_windows < 0:
         raise ConfigError("--probe-windows, --val-windows and --trial-seconds must be >= 0")
+    if objective not in ("share", "gain"):
+        raise ConfigError(f"--objective must be 'share' or 'gain', got {objective!r}")
     cfg = _config(preset, config, set_)
     if cfg.data.source == "synthetic":
         ensure_synthetic(cfg)
@@ -595,6 +604,7 @@ def sweep(
         prune=prune,
         trial_seconds=trial_seconds,
         val_windows=val_windows,
+        objective=objective,
     )
 
 

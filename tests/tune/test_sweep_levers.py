@@ -232,3 +232,27 @@ def test_sweep_prunes_and_records_pruned_trials(tmp_path):
     )  # fmt: skip
     (row,) = t["trials"]
     assert row["state"] == "PRUNED" and row["pruned"].startswith("over 0s after epoch 1")
+
+
+def test_sweep_gain_objective_subtracts_the_same_architecture_at_random_init(tmp_path):
+    from marketjepa.data.windows import WindowSpec
+    from marketjepa.errors import MarketJepaError
+    from marketjepa.evaluate.baselines import build_encoder
+    from marketjepa.tune.levers import validation_score, with_overrides
+    from marketjepa.tune.sweep import OBJECTIVES, sweep_arrays
+
+    cfg = load_config("tiny", overrides=TINY)
+    x, split, label, _, truth = _market()
+    s = sweep_arrays(
+        cfg, x, split, label, truth, tmp_path, n_trials=1, epochs=1, steps=1,
+        space=_small_space(), probe_windows=40, prune=False, objective="gain",
+    )  # fmt: skip
+    (row,) = s["trials"]
+    tcfg = with_overrides(cfg, row["changes"], "test")
+    enc0 = build_encoder(3, WindowSpec.from_config(tcfg.windows), tcfg.model, tcfg.train.seed)
+    base = validation_score(enc0, tcfg, x, split, label, truth, max_windows=40)["objective"]
+    assert row["random_init_objective"] == pytest.approx(base)
+    assert row["objective"] == pytest.approx(row["latent_share"] - base)
+    assert s["budget"]["objective"] == "gain" and s["objective"] == OBJECTIVES["gain"]
+    with pytest.raises(MarketJepaError, match="unknown sweep objective"):
+        sweep_arrays(cfg, x, split, label, truth, tmp_path / "x", n_trials=1, objective="best")
