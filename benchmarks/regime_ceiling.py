@@ -21,6 +21,9 @@ Representations (``--models``; the references always run):
   bidirectional / ``model.causal=true``) + a linear head, trained end to end with
   cross-entropy on the true regime at the anchor bar; ``enc_soft`` / ``enc_soft_causal``
   — the same with the filter posterior at the anchor as a soft target;
+  ``enc_*_causal_dense`` — causal, every token trained on the regime (posterior) at its
+  own patch's last bar (24 targets per window; the last token, the probed one, on the
+  anchor's);
 * ``mlp_ce`` / ``mlp_soft`` — an MLP on ``raw_window_features`` (the statistics the
   baseline already computes), hidden layer probed;
 * ``gru_ce`` / ``gru_soft`` — a causal GRU over each session's features from the open
@@ -82,6 +85,8 @@ MODELS = (
     "enc_ce_causal",
     "enc_soft",
     "enc_soft_causal",
+    "enc_ce_causal_dense",
+    "enc_soft_causal_dense",
     "mlp_ce",
     "mlp_soft",
     "gru_ce",
@@ -301,8 +306,14 @@ class Budget:
     lr: float
 
 
-def train_encoder(m: Market, causal: bool, soft: bool, budget: Budget) -> tuple[dict, dict]:
-    """The preset's encoder (last token) + linear head trained on the regime at the anchor."""
+def train_encoder(
+    m: Market, causal: bool, soft: bool, dense: bool, budget: Budget
+) -> tuple[dict, dict]:
+    """The preset's encoder (last token) + linear head trained on the regime at the anchor;
+    ``dense`` (causal only): every token's head output is trained on the regime at its
+    own patch's last bar, the last token's on the anchor's (24 targets per window)."""
+    if dense and not causal:
+        raise ValueError("dense targets need causal attention (a token must not see its future)")
     cfg = with_overrides(
         m.cfg, {"model.pooling": "last", "model.causal": causal}, "ceiling: encoder"
     )
@@ -311,12 +322,17 @@ def train_encoder(m: Market, causal: bool, soft: bool, budget: Budget) -> tuple[
     net = Classifier(PooledEncoder(enc), cfg.model.d_model, m.filt.shape[1])
     ds = WindowDataset(m.x, spec, "cpu")
     starts = context_starts(m.split, TRAIN, spec, 1)
-    y = _targets(m.regime, m.filt, spec.anchor(starts), soft)
+    # Target rows [n, 1] (the anchor) or [n, C] (each patch's last bar, oldest first).
+    ends = (np.arange(spec.context_patches) + 1) * spec.patch_len - 1 if dense else None
+    rows = starts[:, None] + ends[None, :] if dense else spec.anchor(starts)[:, None]
+    y = _targets(m.regime, m.filt, rows, soft)
     v = m.val_rows
     v_starts = m.rows.anchors[v] - spec.context_len + 1
 
     def loss_on(net: nn.Module, idx: np.ndarray) -> Tensor:
-        return F.cross_entropy(net(ds.context(starts[idx])), y[idx])
+        x = ds.context(starts[idx])
+        logits = net.head(enc(x)) if dense else net(x)[:, None]
+        return F.cross_entropy(logits.flatten(0, 1), y[idx].flatten(0, 1))
 
     def val_acc(net: nn.Module) -> float:
         pred = _batched(lambda i: net(ds.context(v_starts[i])).argmax(1), v.size)
@@ -525,13 +541,14 @@ def run_market(m: Market, models: list[str], args: argparse.Namespace) -> dict[s
     report(
         "random_init", score(rows, embed(enc, m.x, spec, rows.anchors - spec.context_len + 1), cfg)
     )
-    enc_b = Budget(args.enc_steps, args.max_seconds, args.eval_every, args.patience, 256, 1e-3)
-    mlp_b = Budget(args.mlp_steps, args.max_seconds, args.eval_every, args.patience, 512, 1e-3)
-    gru_b = Budget(args.gru_steps, args.max_seconds, args.gru_eval_every, args.patience, 16, 3e-3)
+    a = args
+    enc_b = Budget(a.enc_steps, a.max_seconds, a.eval_every, a.patience, 256, a.enc_lr)
+    mlp_b = Budget(a.mlp_steps, a.max_seconds, a.eval_every, a.patience, 512, a.mlp_lr)
+    gru_b = Budget(a.gru_steps, a.max_seconds, a.gru_eval_every, a.patience, 16, a.gru_lr)
     for name in models:
         soft = "_soft" in name
         if name.startswith("enc_"):
-            reps, log = train_encoder(m, name.endswith("_causal"), soft, enc_b)
+            reps, log = train_encoder(m, "_causal" in name, soft, name.endswith("_dense"), enc_b)
         elif name.startswith("mlp_"):
             reps, log = train_mlp(m, soft, mlp_b, args.mlp_max_train)
         else:
@@ -580,9 +597,12 @@ def main() -> None:
     ap.add_argument("--mlp-steps", type=int, default=4000)
     ap.add_argument("--gru-steps", type=int, default=1500)
     ap.add_argument("--max-seconds", type=float, default=300.0, help="cap per training")
-    ap.add_argument("--eval-every", type=int, default=200)
-    ap.add_argument("--gru-eval-every", type=int, default=50)
-    ap.add_argument("--patience", type=int, default=4, help="evaluations without gain")
+    ap.add_argument("--enc-lr", type=float, default=3e-4)
+    ap.add_argument("--mlp-lr", type=float, default=3e-4)
+    ap.add_argument("--gru-lr", type=float, default=2e-3)
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--gru-eval-every", type=int, default=20)
+    ap.add_argument("--patience", type=int, default=6, help="evaluations without gain")
     ap.add_argument("--mlp-max-train", type=int, default=100_000)
     ap.add_argument("--gru-hidden", type=int, default=64)
     ap.add_argument("--out", type=Path, default=Path("runs/ceiling"))
