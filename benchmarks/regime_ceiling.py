@@ -31,6 +31,10 @@ Representations (``--models``; the references always run):
   240-bar window), trained on every bar of the train sessions; its state at the anchor
   is probed.
 
+``--extra-train-seeds 1,2`` also trains the supervised models on the train days of
+other synthetic markets (more draws of the same planted process; the probe rows,
+validation and test days stay the evaluated market's): is the ceiling limited by data?
+
 Supervised training reads train days only; validation days serve early stopping (regime
 accuracy of the model's own head, evaluated every ``--eval-every`` steps) and the
 probe's ``C``; test days are read once, by the final probe. Each row also reports the
@@ -513,6 +517,38 @@ def load_market(preset: str, seed: int, sets: list[str], cap: int) -> Market:
     )
 
 
+def with_extra_train_days(m: Market, extra: list[Market]) -> Market:
+    """``m`` whose supervised models also train on the train days of ``extra`` markets
+    (more draws of the same planted process: is the ceiling limited by data?).
+
+    The extra markets' rows are appended after ``m``'s behind a one-row separator (split
+    −1, so no window crosses markets); their validation and test days become −1 (unused).
+    ``m``'s probe rows, validation and test days are unchanged.
+    """
+    xs, splits, sessions, regimes, filts = [m.x], [m.split], [m.session], [m.regime], [m.filt]
+    k, f = m.filt.shape[1], m.x.shape[1]
+    for e in extra:
+        if e.feature_names != m.feature_names:
+            raise SystemExit("extra markets must have the same feature columns")
+        offset = int(sessions[-1].max()) + 1
+        xs += [np.zeros((1, f), np.float32), e.x]
+        splits += [np.full(1, -1, m.split.dtype), np.where(e.split == TRAIN, TRAIN, -1)]
+        sessions += [np.full(1, offset), e.session + offset + 1]
+        regimes += [np.zeros(1, m.regime.dtype), e.regime]
+        filts += [np.full((1, k), 1.0 / k), e.filt]
+    return Market(
+        cfg=m.cfg,
+        x=np.concatenate(xs),
+        split=np.concatenate(splits).astype(m.split.dtype),
+        session=np.concatenate(sessions),
+        regime=np.concatenate(regimes),
+        filt=np.concatenate(filts),
+        feature_names=m.feature_names,
+        rows=m.rows,
+        spec=m.spec,
+    )
+
+
 def run_market(m: Market, models: list[str], args: argparse.Namespace) -> dict[str, dict]:
     """Every representation's scores on one market (printed as they come)."""
     out: dict[str, dict] = {}
@@ -605,11 +641,17 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=6, help="evaluations without gain")
     ap.add_argument("--mlp-max-train", type=int, default=100_000)
     ap.add_argument("--gru-hidden", type=int, default=64)
+    ap.add_argument(
+        "--extra-train-seeds",
+        default="",
+        help="also train the supervised models on these synthetic markets' train days",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/ceiling"))
     args = ap.parse_args()
     models = [n for n in args.models.split(",") if n]
     if unknown := sorted(set(models) - set(MODELS)):
         raise SystemExit(f"unknown --models {unknown}; choose from {MODELS}")
+    extra_seeds = [int(e) for e in args.extra_train_seeds.split(",") if e]
     torch.set_num_threads(1)
     results: dict[int, dict[str, dict]] = {}
     n_rows: dict[int, dict[int, int]] = {}
@@ -617,6 +659,12 @@ def main() -> None:
     with threadpool_limits(limits=1):
         for seed in (int(s) for s in args.seeds.split(",")):
             m = load_market(args.preset, seed, args.sets, args.max_windows)
+            if extra_seeds:
+                more = [
+                    load_market(args.preset, e, args.sets, args.max_windows) for e in extra_seeds
+                ]
+                m = with_extra_train_days(m, more)
+                print(f"seed {seed}: supervised models also train on seeds {extra_seeds}")
             n_rows[seed] = {k: int(np.sum(m.rows.sp == k)) for k in SPLITS}
             print(f"synthetic seed {seed}: probe rows {n_rows[seed]}", flush=True)
             results[seed] = run_market(m, models, args)

@@ -96,3 +96,43 @@ def test_fit_restores_the_weights_of_the_best_validation_evaluation(ceiling):
     assert log.best_step == 4 and log.best_val_acc == 0.9
     assert log.steps == 8  # two evaluations without a gain after the best one
     assert torch.equal(net.weight, snapshots[1])
+
+
+def test_extra_train_days_append_train_only_and_no_window_crosses_markets(ceiling):
+    from marketjepa.data.windows import WindowSpec, context_starts
+
+    spec = WindowSpec(patch_len=2, context_patches=2, gap_patches=0, target_patches=1)
+
+    def market(split: list[int], value: float):
+        n = len(split)
+        rows = ceiling.ProbeRows(
+            anchors=np.array([n - 1]),
+            sp=np.array([VAL], np.int8),
+            day=np.zeros(1, np.int64),
+            regime=np.zeros(1, np.int64),
+            filter_pred=np.zeros(1, np.int64),
+            majority=0,
+        )
+        return ceiling.Market(
+            cfg=None,
+            x=np.full((n, 2), value, np.float32),
+            split=np.array(split, np.int8),
+            session=np.arange(n) // 4,
+            regime=np.arange(n) % 3,
+            filt=np.full((n, 3), 1 / 3),
+            feature_names=["a", "b"],
+            rows=rows,
+            spec=spec,
+        )
+
+    base = market([TRAIN] * 4 + [VAL] * 4 + [2] * 4, 0.0)
+    extra = market([TRAIN] * 8 + [VAL] * 4, 1.0)
+    m = ceiling.with_extra_train_days(base, [extra])
+    assert m.x.shape[0] == 12 + 1 + 12
+    assert np.array_equal(m.x[:12], base.x) and m.rows is base.rows
+    assert m.split[12:].tolist() == [-1] + [TRAIN] * 8 + [-1] * 4  # extra val/test unused
+    assert np.all(np.diff(m.session) >= 0) and m.session[13] > base.session.max()
+    for s in context_starts(m.split, TRAIN, spec, 1):
+        window = m.x[s : s + spec.context_len, 0]
+        assert np.all(window == window[0])  # never mixes the two markets
+    assert context_starts(m.split, TRAIN, spec, 1).size == 1 + 5
