@@ -31,8 +31,8 @@ Representations (``--models``; the references always run):
   240-bar window), trained on every bar of the train sessions; its state at the anchor
   is probed.
 
-``--extra-train-seeds 1,2`` also trains the supervised models on the train days of
-other synthetic markets (more draws of the same planted process; the probe rows,
+``--extra-train-seeds 0,1`` also trains the supervised models on the train days of
+the other synthetic markets listed (more draws of the same planted process; the probe rows,
 validation and test days stay the evaluated market's): is the ceiling limited by data?
 
 Supervised training reads train days only; validation days serve early stopping (regime
@@ -659,12 +659,10 @@ def main() -> None:
     with threadpool_limits(limits=1):
         for seed in (int(s) for s in args.seeds.split(",")):
             m = load_market(args.preset, seed, args.sets, args.max_windows)
-            if extra_seeds:
-                more = [
-                    load_market(args.preset, e, args.sets, args.max_windows) for e in extra_seeds
-                ]
+            if extra := [e for e in extra_seeds if e != seed]:
+                more = [load_market(args.preset, e, args.sets, args.max_windows) for e in extra]
                 m = with_extra_train_days(m, more)
-                print(f"seed {seed}: supervised models also train on seeds {extra_seeds}")
+                print(f"seed {seed}: supervised models also train on seeds {extra}")
             n_rows[seed] = {k: int(np.sum(m.rows.sp == k)) for k in SPLITS}
             print(f"synthetic seed {seed}: probe rows {n_rows[seed]}", flush=True)
             results[seed] = run_market(m, models, args)
