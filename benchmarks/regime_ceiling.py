@@ -40,8 +40,11 @@ accuracy of the model's own head, evaluated every ``--eval-every`` steps) and th
 probe's ``C``; test days are read once, by the final probe. Each row also reports the
 head's own argmax share (no probe). Torch and BLAS run on one thread.
 
-    nice -n 10 .venv/bin/python benchmarks/regime_ceiling.py --preset cpu --seeds 0,1 \\
-        --out runs/ceiling
+    nice -n 10 python benchmarks/regime_ceiling.py --preset cpu --seeds 0,1 --max-seconds 270 \\
+        --models enc_soft_causal_dense,enc_soft_causal,enc_ce_causal,enc_ce,mlp_soft,mlp_ce,gru_soft,gru_ce \\
+        --out runs/ceiling     # docs/levers.md "Fourth round": 29 min on 2 shared cores
+
+(the default ``--models`` runs all ten variants).
 
 Prepares the market(s) first if needed (like every stage command); writes
 ``ceiling.json`` and ``ceiling.md`` to ``--out``.
