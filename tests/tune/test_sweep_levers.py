@@ -256,3 +256,25 @@ def test_sweep_gain_objective_subtracts_the_same_architecture_at_random_init(tmp
     assert s["budget"]["objective"] == "gain" and s["objective"] == OBJECTIVES["gain"]
     with pytest.raises(MarketJepaError, match="unknown sweep objective"):
         sweep_arrays(cfg, x, split, label, truth, tmp_path / "x", n_trials=1, objective="best")
+
+
+def test_gain_objective_is_not_median_pruned_on_the_architecture_share(tmp_path):
+    import optuna
+
+    from marketjepa.tune.sweep import PRUNER_STARTUP, STUDY_NAME, sweep_arrays
+
+    cfg = load_config("tiny", overrides=TINY)
+    x, split, label, _, truth = _market()
+    kw = dict(epochs=2, steps=1, space=_small_space(), objective="gain")
+    sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=0, **kw)  # creates the study
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{tmp_path}/study.db")
+    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+    for _ in range(PRUNER_STARTUP):  # epoch-1 shares no real trial reaches (as in the share test)
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=2.0, params={"p": 0.5}, distributions={"p": dist},
+                intermediate_values={1: 2.0}, user_attrs={"changes": {}},
+            )
+        )  # fmt: skip
+    s = sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=PRUNER_STARTUP + 1, **kw)
+    assert s["trials"][-1]["state"] == "COMPLETE"

@@ -21,7 +21,8 @@ a few dozen steps that ranks *architectures* (every trial of the measured 30-tri
 landed within ±0.02 of its own random-init encoder, docs/levers.md). ``gain`` subtracts
 the score of the same architecture with random weights (``build_encoder`` at
 ``train.seed``, scored identically), which is what issue #12 asks pretraining to beat;
-each trial then embeds the probe rows twice.
+each trial then embeds the probe rows twice, and only the time cap prunes (the median
+pruner's per-epoch share measures the architecture, not the gain).
 
 Reduced budget (issue #12: ≥ 30 trials in ≤ 60 minutes on 2 cores; the CLI's defaults,
 measured in docs/levers.md "The sweep"). A trial's time is almost all pretraining steps
@@ -228,9 +229,12 @@ def sweep_arrays(
     if objective != "share":  # studies stored before the option keep their budget key set
         scoring["objective"] = objective
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The median pruner reads the per-epoch latent share, an architecture's level: a fair
+    # early signal for the 'share' objective, none for 'gain' (trained minus random init),
+    # where it would drop the strong architectures before their gain is known.
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP, n_warmup_steps=0)
-        if prune
+        if prune and objective == "share"
         else optuna.pruners.NopPruner()
     )
     study = optuna.create_study(
