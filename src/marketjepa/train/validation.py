@@ -24,7 +24,7 @@ from marketjepa.data.prepared import truth_arrays
 from marketjepa.data.windows import WindowDataset, even_subsample
 from marketjepa.device import autocast_ctx
 from marketjepa.model.collapse import embedding_stats, row_verdict
-from marketjepa.model.embedding import embed_windows
+from marketjepa.model.embedding import encoder_embeddings
 from marketjepa.model.future_summary import FutureMeans
 from marketjepa.model.sigreg import sigreg_view, token_positions
 from marketjepa.train.batches import needs_gap, session_ids
@@ -114,11 +114,12 @@ class Validator:
         self.regime = None if regime is None else regime[rows]
         self.filt = None if filt is None else filt[rows]  # None whenever regime is
         cap = cfg.train.latent_probe_fit_windows
-        if fit_starts is not None and cap:
+        self.fit_starts = self.regime_fit = None
+        if regime is not None and fit_starts is not None and cap:
             fit_starts = even_subsample(fit_starts, cap)
-        has_fit = regime is not None and fit_starts is not None and cap and fit_starts.size >= 2
-        self.fit_starts = fit_starts if has_fit else None
-        self.regime_fit = regime[data.spec.anchor(fit_starts)] if has_fit else None
+            if fit_starts.size >= 2:
+                self.fit_starts = fit_starts
+                self.regime_fit = regime[data.spec.anchor(fit_starts)]
 
     def epoch_row(self, model: nn.Module, epoch: int, step: int, lr: float) -> dict[str, Any]:
         """One ``metrics.csv`` row (without the train losses and timing) after ``epoch``."""
@@ -136,11 +137,11 @@ class Validator:
         row["latent_acc"] = row["latent_share"] = math.nan
         if self.regime is not None:
             z_fit = None
-            if self.fit_starts is not None:
-                zeros = np.zeros(self.fit_starts.size, dtype=np.int64)
-                z_fit, _ = embed_windows(
-                    model, self.data, self.fit_starts, zeros, cfg.train.batch_size, cfg.train.bf16
-                )
+            if self.fit_starts is not None:  # the probed embedding, as z_probe is
+                z_fit = encoder_embeddings(
+                    model.encoder, self.data, self.fit_starts, cfg.train.batch_size,
+                    bf16=cfg.train.bf16,
+                )  # fmt: skip
             lp = latent_probe(
                 z_probe, self.regime, self.filt, cfg.train.seed, z_fit, self.regime_fit
             )
