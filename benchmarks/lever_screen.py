@@ -27,19 +27,12 @@ import numpy as np
 import torch
 
 from marketjepa.config import load_config
-from marketjepa.constants import TRAIN, VAL
-from marketjepa.data.prepared import PreparedData, truth_arrays
+from marketjepa.data.prepared import PreparedData
 from marketjepa.data.windows import WindowDataset, WindowSpec
 from marketjepa.evaluate.baselines import build_encoder, raw_window_features
 from marketjepa.pipeline import ensure_prepared, ensure_synthetic
 from marketjepa.train.pretrain import train_lejepa
-from marketjepa.tune.levers import (
-    accuracy,
-    filter_share,
-    probe_predictions,
-    probe_starts,
-    validation_score,
-)
+from marketjepa.tune.levers import RegimeRows, train_val_rows, validation_score
 
 READOUTS = ("last", "mean", "cat", "raw+last")
 
@@ -54,23 +47,16 @@ class Readouts:
     def __init__(self, cfg, x: np.ndarray, split: np.ndarray, label, truth, names) -> None:
         self.cfg, self.x, self.names = cfg, x, names
         self.spec = WindowSpec.from_config(cfg.windows)
-        starts = probe_starts(split, label, self.spec.context_len, (TRAIN, VAL), 6000)
-        self.starts = np.concatenate([starts[TRAIN], starts[VAL]])
-        self.sp = np.concatenate([np.full(starts[s].size, s, np.int8) for s in (TRAIN, VAL)])
+        self.starts, sp = train_val_rows(split, label, self.spec.context_len, 6000)
         anchors = self.spec.anchor(self.starts)
-        regime, filt = truth_arrays(truth)
-        if regime is None:
+        rows = RegimeRows.at(anchors, sp, truth)
+        if rows is None:
             raise SystemExit("--readouts needs a synthetic market (the true regime)")
-        self.r = regime[anchors].astype(np.int64)
-        v = self.sp == VAL
-        self.chance = float(np.mean(self.r[v] == np.bincount(self.r[self.sp == TRAIN]).argmax()))
-        self.acc_f = accuracy(self.r[v], filt[anchors][v].argmax(axis=1))
+        self.rows = rows
         self.raw = raw_window_features(x, anchors, self.spec.patch_len, self.spec.context_len)
 
     def share(self, X: np.ndarray) -> float:
-        v = self.sp == VAL
-        pred = probe_predictions(X, self.r, self.sp, self.cfg.eval.probe_c_grid, self.cfg.eval.seed)
-        return filter_share(accuracy(self.r[v], pred[v]), self.acc_f, self.chance)
+        return self.rows.share(X, self.cfg)
 
     @torch.no_grad()
     def __call__(self, encoder: torch.nn.Module) -> dict[str, float]:

@@ -25,12 +25,11 @@ import numpy as np
 from scipy.signal import lfilter
 
 from marketjepa.config import load_config
-from marketjepa.constants import TRAIN, VAL
-from marketjepa.data.prepared import PreparedData, truth_arrays
+from marketjepa.data.prepared import PreparedData
 from marketjepa.data.windows import WindowSpec
 from marketjepa.evaluate.baselines import raw_window_features
 from marketjepa.pipeline import ensure_prepared, ensure_synthetic
-from marketjepa.tune.levers import accuracy, filter_share, probe_predictions, probe_starts
+from marketjepa.tune.levers import RegimeRows, train_val_rows
 
 TAUS = (15, 45, 90, 180)
 SINGLE = ("put_call_volume", "skew_25d", "volume_z", "ret_1")
@@ -63,21 +62,15 @@ def main() -> None:
     data = PreparedData.load(ensure_prepared(cfg))
     x = np.asarray(data.features, np.float64)
     split, label, session = np.asarray(data.split), np.asarray(data.label), data.session
-    regime, filt = truth_arrays(data.truth)
-    if regime is None or filt is None:
-        raise SystemExit("needs a synthetic market (the true regime and its Bayes filter)")
     spec = WindowSpec.from_config(cfg.windows)
-    starts = probe_starts(split, label, spec.context_len, (TRAIN, VAL), args.windows)
-    sp = np.concatenate([np.full(starts[s].size, s, np.int8) for s in (TRAIN, VAL)])
-    a = spec.anchor(np.concatenate([starts[TRAIN], starts[VAL]]))
-    r, v = regime[a].astype(np.int64), sp == VAL
-    chance = float(np.mean(r[v] == np.bincount(r[sp == TRAIN]).argmax()))
-    acc_f = accuracy(r[v], filt[a][v].argmax(axis=1))
+    starts, sp = train_val_rows(split, label, spec.context_len, args.windows)
+    a = spec.anchor(starts)
+    rows = RegimeRows.at(a, sp, data.truth)
+    if rows is None:
+        raise SystemExit("needs a synthetic market (the true regime and its Bayes filter)")
 
     def share(cols: list[np.ndarray]) -> float:
-        X = np.concatenate(cols, axis=1).astype(np.float32)
-        pred = probe_predictions(X, r, sp, cfg.eval.probe_c_grid, cfg.eval.seed)
-        return filter_share(accuracy(r[v], pred[v]), acc_f, chance)
+        return rows.share(np.concatenate(cols, axis=1).astype(np.float32), cfg)
 
     last = x[a]
     reset = {t: ewma(x, session, t)[a] for t in TAUS}
@@ -96,7 +89,9 @@ def main() -> None:
     for f in SINGLE:
         if f in names:
             rows[f"anchor bar + EWMA 45 of {f} only"] = [last, reset[45][:, [names.index(f)]]]
-    print(f"Bayes filter accuracy {acc_f:.3f}, chance {chance:.3f} (validation days)")
+    print(
+        f"Bayes filter accuracy {rows.filter_acc:.3f}, chance {rows.chance:.3f} (validation days)"
+    )
     print("| readout (linear probe) | validation regime share |\n|---|---|")
     for name, cols in rows.items():
         print(f"| {name} | {share(cols):.3f} |", flush=True)

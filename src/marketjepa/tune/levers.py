@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,46 @@ def _direction_lift(yt: np.ndarray, yp: np.ndarray) -> float:
     return d - 0.5 if math.isfinite(d) else math.nan
 
 
+def train_val_rows(
+    split: np.ndarray, label: np.ndarray, context_len: int, cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, split id)`` of :func:`validation_score`'s probe rows: ≤ ``cap`` evenly
+    spaced labelled windows of train days, then of validation days."""
+    starts = probe_starts(split, label, context_len, (TRAIN, VAL), cap)
+    sp = np.concatenate([np.full(starts[s].size, s, np.int8) for s in (TRAIN, VAL)])
+    return np.concatenate([starts[TRAIN], starts[VAL]]), sp
+
+
+@dataclass(frozen=True)
+class RegimeRows:
+    """The true regime at probe rows (train + validation days) and what a regime probe's
+    validation share is measured against: chance = the train-majority regime's rate on
+    validation rows, and the Bayes filter's validation accuracy."""
+
+    regime: np.ndarray
+    sp: np.ndarray
+    chance: float
+    filter_acc: float
+
+    @classmethod
+    def at(
+        cls, anchors: np.ndarray, sp: np.ndarray, truth: dict[str, np.ndarray] | None
+    ) -> RegimeRows | None:
+        """``None`` without a known regime and filter (real data)."""
+        regime, filt = truth_arrays(truth)
+        if regime is None or filt is None:
+            return None
+        r, v = regime[anchors].astype(np.int64), sp == VAL
+        chance = float(np.mean(r[v] == np.bincount(r[sp == TRAIN]).argmax()))
+        return cls(r, sp, chance, accuracy(r[v], filt[anchors][v].argmax(axis=1)))
+
+    def share(self, X: np.ndarray, cfg: Config) -> float:
+        """Validation share of the filter's lift of a probe fitted on train rows of ``X``."""
+        pred = probe_predictions(X, self.regime, self.sp, cfg.eval.probe_c_grid, cfg.eval.seed)
+        v = self.sp == VAL
+        return filter_share(accuracy(self.regime[v], pred[v]), self.filter_acc, self.chance)
+
+
 def validation_score(
     encoder: torch.nn.Module,
     cfg: Config,
@@ -143,9 +184,7 @@ def validation_score(
 ) -> dict[str, float]:
     """Validation-only scores of ``encoder`` (module docstring); never reads test days."""
     spec = WindowSpec.from_config(cfg.windows)
-    starts = probe_starts(split, label, spec.context_len, (TRAIN, VAL), max_windows)
-    s_all = np.concatenate([starts[TRAIN], starts[VAL]])
-    sp = np.concatenate([np.full(starts[s].size, s, np.int8) for s in (TRAIN, VAL)])
+    s_all, sp = train_val_rows(split, label, spec.context_len, max_windows)
     anchors = spec.anchor(s_all)
     X = embed(encoder, features, spec, s_all)
     v = sp == VAL
@@ -154,14 +193,8 @@ def validation_score(
     out = {
         "direction_lift": _direction_lift(y[v], probe_predictions(X, y, sp, grid, seed, True)[v])
     }
-    out["latent_share"] = math.nan
-    regime, filt = truth_arrays(truth)
-    if regime is not None and filt is not None:
-        r = regime[anchors].astype(np.int64)
-        pred = probe_predictions(X, r, sp, grid, seed)
-        chance = float(np.mean(r[v] == np.bincount(r[sp == TRAIN]).argmax()))
-        acc_f = accuracy(r[v], filt[anchors][v].argmax(axis=1))
-        out["latent_share"] = filter_share(accuracy(r[v], pred[v]), acc_f, chance)
+    rows = RegimeRows.at(anchors, sp, truth)
+    out["latent_share"] = rows.share(X, cfg) if rows is not None else math.nan
     finite = math.isfinite(out["latent_share"])
     out["objective"] = out["latent_share"] if finite else out["direction_lift"]
     return out
