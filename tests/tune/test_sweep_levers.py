@@ -196,6 +196,23 @@ def test_sweep_probe_window_cap_is_honored(tmp_path):
     assert s["budget"]["train.max_val_windows"] == 32 and pre["n_val_windows"] == 32
 
 
+def _add_unreachable_trials(study) -> None:
+    """Finished trials whose epoch-1 share (2.0) no real trial reaches: enough of them for
+    the median pruner to start judging."""
+    import optuna
+
+    from marketjepa.tune.sweep import PRUNER_STARTUP
+
+    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+    for _ in range(PRUNER_STARTUP):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=2.0, params={"p": 0.5}, distributions={"p": dist},
+                intermediate_values={1: 2.0}, user_attrs={"changes": {}},
+            )
+        )  # fmt: skip
+
+
 def test_sweep_prunes_and_records_pruned_trials(tmp_path):
     import optuna
 
@@ -207,14 +224,7 @@ def test_sweep_prunes_and_records_pruned_trials(tmp_path):
     kw = dict(epochs=2, steps=1, space=_small_space())
     sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=0, **kw)  # creates the study
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{tmp_path}/study.db")
-    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
-    for _ in range(PRUNER_STARTUP):  # finished trials whose epoch-1 share no real one reaches
-        study.add_trial(
-            optuna.trial.create_trial(
-                value=2.0, params={"p": 0.5}, distributions={"p": dist},
-                intermediate_values={1: 2.0}, user_attrs={"changes": {}},
-            )
-        )  # fmt: skip
+    _add_unreachable_trials(study)  # finished trials whose epoch-1 share no real one reaches
     s = sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=PRUNER_STARTUP + 1, **kw)
     last = s["trials"][-1]
     assert last["state"] == "PRUNED" and last["pruned"] == "median pruner after epoch 1"
@@ -268,13 +278,6 @@ def test_gain_objective_is_not_median_pruned_on_the_architecture_share(tmp_path)
     kw = dict(epochs=2, steps=1, space=_small_space(), objective="gain")
     sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=0, **kw)  # creates the study
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{tmp_path}/study.db")
-    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
-    for _ in range(PRUNER_STARTUP):  # epoch-1 shares no real trial reaches (as in the share test)
-        study.add_trial(
-            optuna.trial.create_trial(
-                value=2.0, params={"p": 0.5}, distributions={"p": dist},
-                intermediate_values={1: 2.0}, user_attrs={"changes": {}},
-            )
-        )  # fmt: skip
+    _add_unreachable_trials(study)  # finished trials whose epoch-1 share no real one reaches
     s = sweep_arrays(cfg, x, split, label, truth, tmp_path, n_trials=PRUNER_STARTUP + 1, **kw)
     assert s["trials"][-1]["state"] == "COMPLETE"
