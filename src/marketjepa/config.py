@@ -336,6 +336,12 @@ class LossConfig(_Section):
     # The anchor scored against the targets: the predictor's output (CPC: a prediction of
     # the future) or the probed context embedding itself.
     session_contrast_anchor: Literal["predictor", "context"] = "predictor"
+    # Cross-channel view invariance (model/view_invariance.py, LeJEPA's multi-view term):
+    # weight of the mean squared distance between the probed embeddings of the full
+    # window and of windows keeping only each view_channels entry (feature names or
+    # groups; every other channel zeroed) and their mean; 0 = off.
+    aux_view_invariance: float = Field(0.0, ge=0)
+    view_channels: list[list[str]] = Field(default_factory=lambda: [["stock"], ["options"]])
 
     @model_validator(mode="after")
     def _lejepa_lambda(self) -> LossConfig:
@@ -348,6 +354,13 @@ class LossConfig(_Section):
             )
         if self.convention == "lejepa" and self.lambda_sigreg > 1:
             raise ValueError("loss.lambda_sigreg must be <= 1 with loss.convention=lejepa")
+        if self.aux_view_invariance > 0 and (
+            not self.view_channels or any(not v for v in self.view_channels)
+        ):
+            raise ValueError(
+                "loss.view_channels must list at least one non-empty channel view with "
+                f"loss.aux_view_invariance > 0, got {self.view_channels}"
+            )
         if any(s < 1 for s in self.target_scales):
             raise ValueError(f"loss.target_scales must be >= 1, got {self.target_scales}")
         return self

@@ -72,6 +72,15 @@ def keep_mask(
     return keep
 
 
+def only_mask(
+    selectors: Sequence[str], feature_names: Sequence[str] | None, n_features: int, option: str
+) -> Tensor:
+    """``[F]`` float mask, 1 on the columns named by ``selectors`` and 0 elsewhere."""
+    keep = torch.zeros(n_features)
+    keep[channel_indices(selectors, feature_names, option)] = 1.0
+    return keep
+
+
 def session_clock_column(feature_names: Sequence[str] | None) -> int:
     """Index of the ``minutes_to_close`` channel (``model.session_mask`` needs it)."""
     if feature_names is None or SESSION_CLOCK not in feature_names:

@@ -22,6 +22,9 @@ Given a context window ``x_c [B, C·P, F]`` and its target window ``x_t [B, T·P
             (+ s·SessionContrast(pred | z, target, session) if ``aux_session_contrast``
                = s > 0: InfoNCE with negatives from the same trading day only, see
                ``session_contrast.py``; the anchors' days come from the caller)
+            (+ v·ViewInvariance(z, z_view_1, …) if ``aux_view_invariance`` = v > 0: the
+               probed embeddings of the window and of its channel-group views agree with
+               their mean, LeJEPA's multi-view term, see ``view_invariance.py``)
 
 Without EMA (the LeJEPA default) the target path is the encoder itself, with gradients
 and no stop-gradient: SIGReg alone prevents collapse. With EMA (the seed: 0.996) the
@@ -79,11 +82,12 @@ from marketjepa.data.windows import WindowSpec
 from marketjepa.model.encoder import PatchEncoder, pool_tokens
 from marketjepa.model.future_summary import FutureMeanHead, future_mean_loss
 from marketjepa.model.infonce import info_nce
-from marketjepa.model.inputs import keep_mask
+from marketjepa.model.inputs import keep_mask, only_mask
 from marketjepa.model.predictor import Predictor
 from marketjepa.model.session_contrast import session_contrast
 from marketjepa.model.sigreg import ReduceFn, sample_directions, sigreg
 from marketjepa.model.slowness import slowness_loss
+from marketjepa.model.view_invariance import view_invariance_loss
 
 # Separate random stream for the masked block's position (seed, step, MASK_STREAM).
 MASK_STREAM = 4099
@@ -125,6 +129,16 @@ class LeJEPA(nn.Module):
         )
         keep = keep_mask(loss_cfg.target_exclude, feature_names, n_features, "loss.target_exclude")
         self.register_buffer("target_keep", keep, persistent=False)
+        # [V, F] masks of the channel views (1 = kept), only with aux_view_invariance > 0.
+        views = None
+        if loss_cfg.aux_view_invariance > 0:
+            views = torch.stack(
+                [
+                    only_mask(sel, feature_names, n_features, "loss.view_channels")
+                    for sel in loss_cfg.view_channels
+                ]
+            )
+        self.register_buffer("view_keep", views, persistent=False)
         self.predictor = Predictor(spec, model_cfg)
         self.target_encoder: PatchEncoder | None = None
         if loss_cfg.ema:
@@ -217,6 +231,7 @@ class LeJEPA(nn.Module):
         loss = combine_losses(pred, sig, cfg.lambda_sigreg, cfg.convention)
         loss = self.add_auxiliary_losses(loss, pooled, tokens, preds, targets, target, future, out)
         loss = self.add_session_contrast(loss, pooled, preds, targets, session, out)
+        loss = self.add_view_invariance(loss, pooled, context, out)
         out.update(
             loss=loss,
             pred=pred,
@@ -336,6 +351,21 @@ class LeJEPA(nn.Module):
         )
         out["aux_session_contrast"] = sc
         return loss + cfg.aux_session_contrast * sc
+
+    def add_view_invariance(
+        self, loss: Tensor, pooled: Tensor, context: Tensor, out: dict[str, Tensor]
+    ) -> Tensor:
+        """``loss`` + v·view invariance (``loss.aux_view_invariance`` = v > 0): the probed
+        embedding of the full window and of each channel view (``loss.view_channels``,
+        other channels zeroed, with gradient) against their mean."""
+        if self.view_keep is None:
+            return loss
+        views = [pooled]
+        for keep in self.view_keep:
+            views.append(self.embed(context * keep.to(context.dtype))[0])
+        inv = view_invariance_loss(torch.stack(views, dim=1))
+        out["aux_view_invariance"] = inv
+        return loss + self.loss_cfg.aux_view_invariance * inv
 
     def mask_start(self, step: int, seed: int) -> int:
         """First patch of the masked block at ``step``: uniform on ``1 … C−M`` from
