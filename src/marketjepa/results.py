@@ -102,6 +102,8 @@ class PretrainSummary(Result):
     seconds: float
     final: dict[str, Num | bool | None]  # last metrics.csv row (METRIC_COLUMNS)
     collapsed_epochs: list[int]
+    # Per-epoch latent probe of the encoder before training (synthetic data; else None).
+    latent_init: dict[str, Num | None] | None = None
     diverged_at: dict[str, Any] | None = None
     steps: int | None = None
     steps_per_epoch: int | None = None

@@ -198,3 +198,31 @@ def test_collapse_experiment_writes_a_table_per_variant(tmp_path):
         assert r["verdict"] in ("HEALTHY", "PARTIAL", "COLLAPSED")
         assert math.isfinite(r["final"]["probe_rankme"])
         assert (tmp_path / r["run_dir"].split("/")[-1] / "checkpoints" / "best.pt").exists()
+
+
+def test_latent_row_is_the_per_epoch_probe_and_pretrain_records_it_before_step_one(tmp_path):
+    from marketjepa.data.windows import WindowDataset, WindowSpec
+    from marketjepa.model.jepa import LeJEPA
+    from marketjepa.train.validation import Validator
+
+    x, split, truth = ar1_market()
+    cfg = tiny_cfg("train.latent_probe_fit_windows=40")
+    spec = WindowSpec.from_config(cfg.windows)
+    data = WindowDataset(x, spec)
+    train_starts = np.arange(0, 600 - spec.total_len, dtype=np.int64)
+    val_starts = np.arange(620, 760 - spec.total_len, dtype=np.int64)
+    v = Validator(data, val_starts, cfg, truth, fit_starts=train_starts)
+    torch.manual_seed(0)
+    model = LeJEPA(x.shape[1], spec, cfg.model, cfg.loss).eval()
+    row = v.epoch_row(model, 0, 0, 0.0)
+    init = v.latent_row(model)
+    assert init == {"latent_acc": row["latent_acc"], "latent_share": row["latent_share"]}
+    assert Validator(data, val_starts, cfg, None).latent_row(model) is None  # real data
+    # the run records it (random-init baseline of the curve); without truth it is null
+    train_lejepa(tiny_cfg("train.epochs=1", "train.max_steps_per_epoch=2"), x, split,
+                 tmp_path / "syn", truth=truth)  # fmt: skip
+    rec = json.loads((tmp_path / "syn" / "pretrain.json").read_text())["latent_init"]
+    assert set(rec) == {"latent_acc", "latent_share"} and 0 <= rec["latent_acc"] <= 1
+    train_lejepa(tiny_cfg("train.epochs=1", "train.max_steps_per_epoch=2"), x, split,
+                 tmp_path / "real")  # fmt: skip
+    assert json.loads((tmp_path / "real" / "pretrain.json").read_text())["latent_init"] is None

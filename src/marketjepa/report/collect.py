@@ -201,6 +201,7 @@ def _training_section(
     out["best_epoch"] = pt.best_epoch if pt else None
     out["status"] = pt.status if pt else None
     out["message"] = pt.message if pt else None
+    out["latent_init"] = pt.latent_init if pt else None
     return out
 
 

@@ -238,6 +238,12 @@ def latent_probe(summary: dict) -> bytes | None:
         ax.plot(*acc, "-o", ms=3, label="latent-probe accuracy")
     if share:
         ax.plot(*share, "--s", ms=3, label="share of Bayes filter's")
+    # The same probe on the encoder before step 1: what training has to beat.
+    init = (summary.get("training") or {}).get("latent_init") or {}
+    for key, color, name in (("latent_acc", "C0", "accuracy"), ("latent_share", "C1", "share")):
+        v = init.get(key)
+        if isinstance(v, int | float) and np.isfinite(v):
+            ax.axhline(v, color=color, ls=":", lw=1, label=f"random init ({name})")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("latent-state probe per epoch")

@@ -139,6 +139,8 @@ class TrainState:
     step: int = 0  # completed optimizer steps
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None  # {"epoch": int, "key": [int, float]}
+    # The latent probe of the encoder before step 1 (synthetic data): the curve's baseline.
+    latent_init: dict[str, float] | None = None
     status: str = "completed"
     message: str = ""
 
@@ -189,7 +191,11 @@ class Checkpoints:
                     "cuda": torch.cuda.get_rng_state_all() if cuda else [],
                 },
                 "history": state.history,
-                "trainer": {"best": state.best, "watchdog": state.watchdog.state_dict()},
+                "trainer": {
+                    "best": state.best,
+                    "watchdog": state.watchdog.state_dict(),
+                    "latent_init": state.latent_init,
+                },
             },
         )
 
@@ -226,6 +232,7 @@ class Checkpoints:
         state.epoch, state.step = int(saved["epoch"]), int(saved["step"])
         state.history = list(saved["history"])
         state.best = saved["trainer"]["best"]
+        state.latent_init = saved["trainer"].get("latent_init")
         state.watchdog.load_state_dict(saved["trainer"]["watchdog"])
         torch.set_rng_state(saved["rng"]["torch"].cpu())
         if device.type == "cuda" and saved["rng"]["cuda"]:

@@ -278,6 +278,8 @@ def _train(
     validator = Validator(
         data, plan.val_starts, cfg, inp.truth, future_means, contrast_days, plan.train_starts
     )
+    if env.is_main and state.step == 0:
+        state.latent_init = validator.latent_row(model)
     log = RunLog(run_dir, plan.total_steps, tc.epochs, state.step, env.is_main)
     try:
         for epoch in range(state.epoch, tc.epochs):
@@ -372,6 +374,7 @@ def _summary(state: TrainState, t0: float) -> dict[str, Any]:
         "seconds": time.time() - t0,
         "final": {k: history[-1].get(k) for k in METRIC_COLUMNS} if history else {},
         "collapsed_epochs": [r["epoch"] for r in history if r.get("collapsed")],
+        "latent_init": state.latent_init,
     }
 
 

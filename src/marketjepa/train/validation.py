@@ -121,6 +121,19 @@ class Validator:
                 self.fit_starts = fit_starts
                 self.regime_fit = regime[data.spec.anchor(fit_starts)]
 
+    def latent_row(self, model: nn.Module) -> dict[str, float] | None:
+        """The latent probe of ``model``'s probed embedding alone (``None`` without a known
+        regime): read before step 1, it is the random-init baseline of the per-epoch curve."""
+        if self.regime is None:
+            return None
+        bs, bf16 = self.cfg.train.batch_size, self.cfg.train.bf16
+        z = encoder_embeddings(model.encoder, self.data, self.starts, bs, bf16=bf16)
+        z_fit = None
+        if self.fit_starts is not None:
+            z_fit = encoder_embeddings(model.encoder, self.data, self.fit_starts, bs, bf16=bf16)
+        lp = latent_probe(z, self.regime, self.filt, self.cfg.train.seed, z_fit, self.regime_fit)
+        return {"latent_acc": lp["latent_acc"], "latent_share": lp["latent_share"]}
+
     def epoch_row(self, model: nn.Module, epoch: int, step: int, lr: float) -> dict[str, Any]:
         """One ``metrics.csv`` row (without the train losses and timing) after ``epoch``."""
         cfg = self.cfg
