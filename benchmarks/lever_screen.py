@@ -26,13 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from marketjepa.config import load_config
-from marketjepa.data.prepared import PreparedData
 from marketjepa.data.windows import WindowDataset, WindowSpec
 from marketjepa.evaluate.baselines import build_encoder, raw_window_features
-from marketjepa.pipeline import ensure_prepared, ensure_synthetic
 from marketjepa.train.pretrain import train_lejepa
-from marketjepa.tune.levers import RegimeRows, train_val_rows, validation_score
+from marketjepa.tune.levers import RegimeRows, screen_market, train_val_rows, validation_score
 
 READOUTS = ("last", "mean", "cat", "raw+last")
 
@@ -91,13 +88,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    sets = ["train.watchdog.enabled=false", "train.device=cpu", *args.sets]
-    if args.epochs:
-        sets.append(f"train.epochs={args.epochs}")
-    cfg = load_config(args.preset, overrides=sets)
-    if cfg.data.source == "synthetic":
-        ensure_synthetic(cfg)
-    data = PreparedData.load(ensure_prepared(cfg))
+    cfg, data = screen_market(args.preset, args.sets, args.epochs)
     x = np.asarray(data.features, np.float32)
     split, label = np.asarray(data.split), np.asarray(data.label)
     name = args.out.name

@@ -33,13 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from marketjepa.config import load_config
-from marketjepa.data.prepared import PreparedData, truth_arrays
+from marketjepa.data.prepared import truth_arrays
 from marketjepa.data.windows import WindowSpec
 from marketjepa.evaluate.baselines import build_encoder
-from marketjepa.pipeline import ensure_prepared, ensure_synthetic
 from marketjepa.train.pretrain import train_lejepa
-from marketjepa.tune.levers import validation_score
+from marketjepa.tune.levers import screen_market, validation_score
 
 
 def oracle_channels(truth: dict[str, np.ndarray] | None, split: np.ndarray) -> np.ndarray:
@@ -65,13 +63,7 @@ def main() -> None:
     ap.add_argument("--no-oracle", action="store_true", help="the control: no oracle channels")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    sets = ["train.watchdog.enabled=false", "train.device=cpu", *args.sets]
-    if args.epochs:
-        sets.append(f"train.epochs={args.epochs}")
-    cfg = load_config(args.preset, overrides=sets)
-    if cfg.data.source == "synthetic":
-        ensure_synthetic(cfg)
-    data = PreparedData.load(ensure_prepared(cfg))
+    cfg, data = screen_market(args.preset, args.sets, args.epochs)
     x = np.asarray(data.features, np.float32)
     split, label = np.asarray(data.split), np.asarray(data.label)
     names = list(data.feature_names)

@@ -37,7 +37,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from marketjepa.artifacts import write_json
-from marketjepa.config import Config, apply_overrides, build_config
+from marketjepa.config import Config, apply_overrides, build_config, load_config
 from marketjepa.console import stage_line
 from marketjepa.constants import N_CLASSES, TEST, TRAIN, VAL
 from marketjepa.data.prepared import PreparedData, truth_arrays
@@ -72,6 +72,21 @@ def with_overrides(cfg: Config, changes: dict[str, Any], origin: str) -> Config:
     """``cfg`` with dotted ``changes`` applied (values written as YAML scalars/lists)."""
     items = [f"{k}={_yaml(v)}" for k, v in changes.items()]
     return build_config(apply_overrides(cfg.to_dict(), items), origin)
+
+
+def screen_market(
+    preset: str, sets: list[str], epochs: int | None = None
+) -> tuple[Config, PreparedData]:
+    """The configuration and prepared market of a lever screen (benchmarks/lever_screen.py,
+    benchmarks/oracle_input.py): ``preset`` with the ``--set`` overrides, no watchdog, on
+    the CPU, ``epochs`` if given; the synthetic market is generated and prepared if needed."""
+    overrides = ["train.watchdog.enabled=false", "train.device=cpu", *sets]
+    if epochs:
+        overrides.append(f"train.epochs={epochs}")
+    cfg = load_config(preset, overrides=overrides)
+    if cfg.data.source == "synthetic":
+        ensure_synthetic(cfg)
+    return cfg, PreparedData.load(ensure_prepared(cfg))
 
 
 def _yaml(v: Any) -> str:
