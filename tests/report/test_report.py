@@ -303,6 +303,9 @@ def test_full_report_md_html_plots(tmp_path):
     ):
         assert field in md, field
     assert "| feature_dim | 23 |" in md and "| embedding_dim | 32 |" in md
+    # the pretraining levers that decide what the embedding carries (tiny preset: defaults)
+    assert "| attention | bidirectional |" in md
+    assert "| sigreg_on | pooled (pooling: same) |" in md and "| target_exclude | none |" in md
     assert "| After market filter | 19,110 bars |" in md
     assert "HEALTHY" in md and "loses to raw_window" in md
     # walk-forward table right under the probe results; the pretraining-as-init test

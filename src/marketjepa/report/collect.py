@@ -15,10 +15,10 @@ Summary schema (all values JSON-serializable; absent numbers are ``None``)::
     manifest      run manifest dict (artifacts.py) or None
     stages        {stage: {"ran": bool, "file": str, "note": str}}
     model         feature_dim, embedding_dim, num_heads, num_layers, ff_dim, patch_length,
-                  context_horizon, gap, target_horizon, pooling
+                  context_horizon, gap, target_horizon, pooling, attention
     training      lambda_sigreg, loss_convention, ema, ema_momentum, batch_size, learning_rate,
                   epochs, epochs_run, global_step, best_epoch, status, message, sigreg_on,
-                  multi_horizon
+                  sigreg_pooling, target_exclude, multi_horizon, latent_init
     data          source, ticker, signal, date_start, date_end, bars_total, bars_after_filter,
                   days_total, days_train, days_val, days_test, days_embargo,
                   class_rates {split: {HOLD, BUY_CALL, BUY_PUT}}, label_k, prepared_dir
@@ -174,6 +174,7 @@ def _model_section(cfg: dict | None, prep: PreparedManifest | None) -> dict[str,
         "gap": w["gap_patches"],
         "target_horizon": w["target_patches"],
         "pooling": m["pooling"],
+        "attention": "causal" if m.get("causal") else "bidirectional",
     }
 
 
@@ -189,6 +190,9 @@ def _training_section(
             ema=loss["ema"],
             ema_momentum=loss["ema_momentum"],
             sigreg_on=loss["sigreg_on"],
+            # Runs written before these options existed read as their defaults.
+            sigreg_pooling=loss.get("sigreg_pooling", "same"),
+            target_exclude=", ".join(loss.get("target_exclude") or []) or "none",
             multi_horizon=loss["multi_horizon"],
             batch_size=tr["batch_size"],
             learning_rate=tr["lr"],

@@ -101,6 +101,7 @@ def _architecture(s: dict) -> Section:
         "gap": "Patches skipped between context and target",
         "target_horizon": "Number of target patches",
         "pooling": "Window embedding = last token or mean of tokens",
+        "attention": "Causal: a token sees its own and earlier patches only",
     }
     rows = [[k, _v(m.get(k)), d] for k, d in desc.items()]
     return Section(
@@ -118,6 +119,16 @@ def _hyper(s: dict) -> Section:
             "lambda_sigreg",
             _v(t.get("lambda_sigreg")),
             f"SIGReg weight; loss convention: {t.get('loss_convention')} ({conv})",
+        ],
+        [
+            "sigreg_on",
+            f"{_v(t.get('sigreg_on'))} (pooling: {_v(t.get('sigreg_pooling'))})",
+            "What SIGReg regularizes; the pooled term's pooling (same = the probed embedding)",
+        ],
+        [
+            "target_exclude",
+            _v(t.get("target_exclude")),
+            "Input channels zeroed on the target path only",
         ],
         ["ema", _v(t.get("ema")), "EMA target encoder (off = shared weights, LeJEPA default)"],
         [
