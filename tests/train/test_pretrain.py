@@ -164,17 +164,26 @@ def test_latent_probe_fits_on_the_given_rows_and_scores_every_row_of_z():
     assert math.isnan(latent_probe(z_val, r_val, filt, 0, z_fit, np.zeros(600, int))["latent_acc"])
 
 
-def test_validator_fits_the_latent_probe_on_capped_training_windows_only():
+def _ar1_validator(*overrides: str):
+    """A Validator on the AR(1) market: training-day fit windows, validation windows."""
     from marketjepa.data.windows import WindowDataset, WindowSpec
     from marketjepa.train.validation import Validator
 
     x, split, truth = ar1_market()
-    cfg = tiny_cfg("train.latent_probe_fit_windows=40")
+    cfg = tiny_cfg(*overrides)
     spec = WindowSpec.from_config(cfg.windows)
     data = WindowDataset(x, spec)
     train_starts = np.arange(0, 600 - spec.total_len, dtype=np.int64)
     val_starts = np.arange(620, 760 - spec.total_len, dtype=np.int64)
     v = Validator(data, val_starts, cfg, truth, fit_starts=train_starts)
+    return v, x, split, truth, train_starts
+
+
+def test_validator_fits_the_latent_probe_on_capped_training_windows_only():
+    from marketjepa.train.validation import Validator
+
+    v, _, split, truth, train_starts = _ar1_validator("train.latent_probe_fit_windows=40")
+    data, val_starts, spec = v.data, v.starts, v.data.spec
     assert v.fit_starts.size == 40 and np.all(split[spec.anchor(v.fit_starts)] == 0)
     np.testing.assert_array_equal(v.regime_fit, truth["regime"][spec.anchor(v.fit_starts)])
     off = Validator(data, val_starts, tiny_cfg("train.latent_probe_fit_windows=0"), truth,
@@ -201,19 +210,13 @@ def test_collapse_experiment_writes_a_table_per_variant(tmp_path):
 
 
 def test_latent_row_is_the_per_epoch_probe_and_pretrain_records_it_before_step_one(tmp_path):
-    from marketjepa.data.windows import WindowDataset, WindowSpec
     from marketjepa.model.jepa import LeJEPA
     from marketjepa.train.validation import Validator
 
-    x, split, truth = ar1_market()
-    cfg = tiny_cfg("train.latent_probe_fit_windows=40")
-    spec = WindowSpec.from_config(cfg.windows)
-    data = WindowDataset(x, spec)
-    train_starts = np.arange(0, 600 - spec.total_len, dtype=np.int64)
-    val_starts = np.arange(620, 760 - spec.total_len, dtype=np.int64)
-    v = Validator(data, val_starts, cfg, truth, fit_starts=train_starts)
+    v, x, split, truth, _ = _ar1_validator("train.latent_probe_fit_windows=40")
+    cfg, data, val_starts = v.cfg, v.data, v.starts
     torch.manual_seed(0)
-    model = LeJEPA(x.shape[1], spec, cfg.model, cfg.loss).eval()
+    model = LeJEPA(x.shape[1], data.spec, cfg.model, cfg.loss).eval()
     row = v.epoch_row(model, 0, 0, 0.0)
     init = v.latent_row(model)
     assert init == {"latent_acc": row["latent_acc"], "latent_share": row["latent_share"]}
