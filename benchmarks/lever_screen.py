@@ -20,16 +20,19 @@ Prepares the market first if needed (like every stage command).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from marketjepa.data.windows import WindowDataset, WindowSpec
-from marketjepa.evaluate.baselines import build_encoder, raw_window_features
-from marketjepa.train.pretrain import train_lejepa
-from marketjepa.tune.levers import RegimeRows, screen_market, train_val_rows, validation_score
+from marketjepa.evaluate.baselines import raw_window_features
+from marketjepa.tune.levers import (
+    RegimeRows,
+    screen_market,
+    screen_pretraining,
+    train_val_rows,
+)
 
 READOUTS = ("last", "mean", "cat", "raw+last")
 
@@ -89,44 +92,26 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg, data = screen_market(args.preset, args.sets, args.epochs)
-    x = np.asarray(data.features, np.float32)
-    split, label = np.asarray(data.split), np.asarray(data.label)
-    name = args.out.name
-    spec = WindowSpec.from_config(cfg.windows)
-    enc = build_encoder(x.shape[1], spec, cfg.model, cfg.train.seed, data.feature_names)
-    r = validation_score(enc, cfg, x, split, label, data.truth)
-    print(f"{name} epoch 0 (random init): latent share {r['latent_share']:.3f}", flush=True)
     names = [n for n in args.readouts.split(",") if n]
     if unknown := sorted(set(names) - set(READOUTS)):
         raise SystemExit(f"unknown --readouts {unknown}; choose from {READOUTS}")
-    readouts = Readouts(cfg, x, split, label, data.truth, names) if names else None
-    if readouts is not None:
-        print(f"{name} raw window statistics: latent share {readouts.share(readouts.raw):.3f}")
-        print(f"{name} epoch 0 (random init) readouts: {_fmt(readouts(enc))}", flush=True)
-    t0 = time.time()
+    readouts = None
+    if names:
+        x = np.asarray(data.features, np.float32)
+        split, label = np.asarray(data.split), np.asarray(data.label)
+        readouts = Readouts(cfg, x, split, label, data.truth, names)
+    name = args.out.name
 
-    def on_epoch(epoch: int, row: dict, model: torch.nn.Module) -> None:
-        s = validation_score(model.encoder, cfg, x, split, label, data.truth)
-        print(
-            f"{name} epoch {epoch}: latent share {s['latent_share']:.3f}, direction lift "
-            f"{s['direction_lift']:+.3f}, per-epoch probe {row['latent_share']:.3f}, "
-            f"val pred {row['val_pred']:.4f}, RankMe {row['probe_rankme']:.1f}, "
-            f"{time.time() - t0:.0f}s",
-            flush=True,
-        )
+    def after_init(enc: torch.nn.Module) -> None:
         if readouts is not None:
-            print(f"{name} epoch {epoch} readouts: {_fmt(readouts(model.encoder))}", flush=True)
+            print(f"{name} raw window statistics: latent share {readouts.share(readouts.raw):.3f}")
+            print(f"{name} epoch 0 (random init) readouts: {_fmt(readouts(enc))}", flush=True)
 
-    train_lejepa(
-        cfg,
-        x,
-        split,
-        args.out,
-        truth=data.truth,
-        on_epoch_end=on_epoch,
-        session=data.session,
-        feature_names=data.feature_names,
-    )
+    def after_epoch(epoch: int, encoder: torch.nn.Module) -> None:
+        if readouts is not None:
+            print(f"{name} epoch {epoch} readouts: {_fmt(readouts(encoder))}", flush=True)
+
+    screen_pretraining(cfg, data, args.out, after_init=after_init, after_epoch=after_epoch)
 
 
 if __name__ == "__main__":

@@ -27,17 +27,13 @@ data has no filter posterior.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from marketjepa.data.prepared import truth_arrays
-from marketjepa.data.windows import WindowSpec
-from marketjepa.evaluate.baselines import build_encoder
-from marketjepa.train.pretrain import train_lejepa
-from marketjepa.tune.levers import screen_market, validation_score
+from marketjepa.tune.levers import screen_market, screen_pretraining
 
 
 def oracle_channels(truth: dict[str, np.ndarray] | None, split: np.ndarray) -> np.ndarray:
@@ -65,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg, data = screen_market(args.preset, args.sets, args.epochs)
     x = np.asarray(data.features, np.float32)
-    split, label = np.asarray(data.split), np.asarray(data.label)
+    split = np.asarray(data.split)
     names = list(data.feature_names)
     if not args.no_oracle:
         oracle = oracle_channels(data.truth, split)
@@ -77,32 +73,7 @@ def main() -> None:
         cfg = cfg.model_copy(
             update={"loss": cfg.loss.model_copy(update={"target_exclude": excluded})}
         )
-    name = args.out.name
-    spec = WindowSpec.from_config(cfg.windows)
-    enc = build_encoder(x.shape[1], spec, cfg.model, cfg.train.seed, names)
-    r = validation_score(enc, cfg, x, split, label, data.truth)
-    print(f"{name} epoch 0 (random init): latent share {r['latent_share']:.3f}", flush=True)
-    t0 = time.time()
-
-    def on_epoch(epoch: int, row: dict, model: torch.nn.Module) -> None:
-        s = validation_score(model.encoder, cfg, x, split, label, data.truth)
-        print(
-            f"{name} epoch {epoch}: latent share {s['latent_share']:.3f}, direction lift "
-            f"{s['direction_lift']:+.3f}, val pred {row['val_pred']:.4f}, "
-            f"RankMe {row['probe_rankme']:.1f}, {time.time() - t0:.0f}s",
-            flush=True,
-        )
-
-    train_lejepa(
-        cfg,
-        x,
-        split,
-        args.out,
-        truth=data.truth,
-        on_epoch_end=on_epoch,
-        session=data.session,
-        feature_names=names,
-    )
+    screen_pretraining(cfg, data, args.out, features=x, feature_names=names)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,48 @@ def screen_market(
     if cfg.data.source == "synthetic":
         ensure_synthetic(cfg)
     return cfg, PreparedData.load(ensure_prepared(cfg))
+
+
+def screen_pretraining(
+    cfg: Config,
+    data: PreparedData,
+    out: Path,
+    features: np.ndarray | None = None,
+    feature_names: list[str] | None = None,
+    after_init: Callable[[torch.nn.Module], None] | None = None,
+    after_epoch: Callable[[int, torch.nn.Module], None] | None = None,
+) -> None:
+    """Pretrain one lever-screen variant and print its validation latent share (probe fitted
+    on train days, scored on validation days; test days never read) for the random-init
+    encoder and after every epoch. ``features``/``feature_names`` replace the prepared ones
+    (e.g. with extra channels); the hooks print more readouts of the same encoder."""
+    x = np.asarray(data.features if features is None else features, np.float32)
+    names = list(data.feature_names if feature_names is None else feature_names)
+    split, label = np.asarray(data.split), np.asarray(data.label)
+    spec = WindowSpec.from_config(cfg.windows)
+    enc = build_encoder(x.shape[1], spec, cfg.model, cfg.train.seed, names)
+    r = validation_score(enc, cfg, x, split, label, data.truth)
+    print(f"{out.name} epoch 0 (random init): latent share {r['latent_share']:.3f}", flush=True)
+    if after_init is not None:
+        after_init(enc)
+    t0 = time.time()
+
+    def on_epoch(epoch: int, row: dict, model: torch.nn.Module) -> None:
+        s = validation_score(model.encoder, cfg, x, split, label, data.truth)
+        print(
+            f"{out.name} epoch {epoch}: latent share {s['latent_share']:.3f}, direction lift "
+            f"{s['direction_lift']:+.3f}, per-epoch probe {row['latent_share']:.3f}, "
+            f"val pred {row['val_pred']:.4f}, RankMe {row['probe_rankme']:.1f}, "
+            f"{time.time() - t0:.0f}s",
+            flush=True,
+        )
+        if after_epoch is not None:
+            after_epoch(epoch, model.encoder)
+
+    train_lejepa(
+        cfg, x, split, out, truth=data.truth, on_epoch_end=on_epoch, session=data.session,
+        feature_names=names,
+    )  # fmt: skip
 
 
 def _yaml(v: Any) -> str:
