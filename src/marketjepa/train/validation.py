@@ -126,13 +126,19 @@ class Validator:
         regime): read before step 1, it is the random-init baseline of the per-epoch curve."""
         if self.regime is None:
             return None
-        bs, bf16 = self.cfg.train.batch_size, self.cfg.train.bf16
-        z = encoder_embeddings(model.encoder, self.data, self.starts, bs, bf16=bf16)
-        z_fit = None
-        if self.fit_starts is not None:
-            z_fit = encoder_embeddings(model.encoder, self.data, self.fit_starts, bs, bf16=bf16)
-        lp = latent_probe(z, self.regime, self.filt, self.cfg.train.seed, z_fit, self.regime_fit)
+        lp = self._latent(model, self._embed(model, self.starts))
         return {"latent_acc": lp["latent_acc"], "latent_share": lp["latent_share"]}
+
+    def _embed(self, model: nn.Module, starts: np.ndarray) -> np.ndarray:
+        """The probed embedding of windows ``starts`` (what ``z_probe`` holds)."""
+        tc = self.cfg.train
+        return encoder_embeddings(model.encoder, self.data, starts, tc.batch_size, bf16=tc.bf16)
+
+    def _latent(self, model: nn.Module, z: np.ndarray) -> dict[str, float]:
+        """The latent probe of validation embeddings ``z``, fitted on the training windows'
+        (or on half of ``z`` without them, see :mod:`.latent_probe`)."""
+        z_fit = None if self.fit_starts is None else self._embed(model, self.fit_starts)
+        return latent_probe(z, self.regime, self.filt, self.cfg.train.seed, z_fit, self.regime_fit)
 
     def epoch_row(self, model: nn.Module, epoch: int, step: int, lr: float) -> dict[str, Any]:
         """One ``metrics.csv`` row (without the train losses and timing) after ``epoch``."""
@@ -149,14 +155,6 @@ class Validator:
             row["val_loss"] = math.nan
         row["latent_acc"] = row["latent_share"] = math.nan
         if self.regime is not None:
-            z_fit = None
-            if self.fit_starts is not None:  # the probed embedding, as z_probe is
-                z_fit = encoder_embeddings(
-                    model.encoder, self.data, self.fit_starts, cfg.train.batch_size,
-                    bf16=cfg.train.bf16,
-                )  # fmt: skip
-            lp = latent_probe(
-                z_probe, self.regime, self.filt, cfg.train.seed, z_fit, self.regime_fit
-            )
+            lp = self._latent(model, z_probe)
             row["latent_acc"], row["latent_share"] = lp["latent_acc"], lp["latent_share"]
         return row
