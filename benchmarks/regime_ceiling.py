@@ -81,9 +81,9 @@ from marketjepa.pipeline import ensure_prepared, ensure_synthetic
 from marketjepa.tune.levers import (
     accuracy,
     embed,
-    filter_share,
     probe_predictions,
     probe_starts,
+    regime_share,
     with_overrides,
 )
 
@@ -145,9 +145,7 @@ class ProbeRows:
     def share(self, pred: np.ndarray, which: int) -> float:
         """Share of the filter's lift of predictions ``pred`` (one per row) on split ``which``."""
         m = self.sp == which
-        r = self.regime[m]
-        chance = float(np.mean(r == self.majority))
-        return filter_share(accuracy(r, pred[m]), accuracy(r, self.filter_pred[m]), chance)
+        return regime_share(self.regime[m], pred[m], self.filter_pred[m], self.majority)
 
     def test_ci(self, pred: np.ndarray, cfg: Config) -> tuple[float, float]:
         """Day-block bootstrap CI of the test share (``eval.bootstrap_*``)."""
@@ -155,8 +153,7 @@ class ProbeRows:
         majority = self.majority
 
         def metric(yt: np.ndarray, cols: np.ndarray) -> float:
-            chance = float(np.mean(yt == majority))
-            return filter_share(accuracy(yt, cols[:, 0]), accuracy(yt, cols[:, 1]), chance)
+            return regime_share(yt, cols[:, 0], cols[:, 1], majority)
 
         ev = cfg.eval
         res = block_bootstrap(

@@ -186,6 +186,15 @@ def filter_share(acc: float, acc_filter: float, chance: float) -> float:
     return (acc - chance) / (acc_filter - chance) if acc_filter > chance else math.nan
 
 
+def regime_share(
+    regime: np.ndarray, pred: np.ndarray, filter_pred: np.ndarray, majority: int
+) -> float:
+    """Share of the Bayes filter's lift over chance that predictions ``pred`` of ``regime``
+    recover on these rows; chance = the rate of ``majority`` (the train-majority regime)."""
+    chance = float(np.mean(regime == majority))
+    return filter_share(accuracy(regime, pred), accuracy(regime, filter_pred), chance)
+
+
 def _direction_lift(yt: np.ndarray, yp: np.ndarray) -> float:
     d = direction_accuracy(confusion_matrix(yt, yp, N_CLASSES))
     return d - 0.5 if math.isfinite(d) else math.nan
@@ -209,8 +218,8 @@ class RegimeRows:
 
     regime: np.ndarray
     sp: np.ndarray
-    chance: float
-    filter_acc: float
+    filter_pred: np.ndarray  # argmax of the Bayes filter's posterior
+    majority: int  # the train-majority regime
 
     @classmethod
     def at(
@@ -220,15 +229,24 @@ class RegimeRows:
         regime, filt = truth_arrays(truth)
         if regime is None or filt is None:
             return None
-        r, v = regime[anchors].astype(np.int64), sp == VAL
-        chance = float(np.mean(r[v] == np.bincount(r[sp == TRAIN]).argmax()))
-        return cls(r, sp, chance, accuracy(r[v], filt[anchors][v].argmax(axis=1)))
+        r = regime[anchors].astype(np.int64)
+        majority = int(np.bincount(r[sp == TRAIN]).argmax())
+        return cls(r, sp, filt[anchors].argmax(axis=1), majority)
+
+    @property
+    def chance(self) -> float:
+        return float(np.mean(self.regime[self.sp == VAL] == self.majority))
+
+    @property
+    def filter_acc(self) -> float:
+        v = self.sp == VAL
+        return accuracy(self.regime[v], self.filter_pred[v])
 
     def share(self, X: np.ndarray, cfg: Config) -> float:
         """Validation share of the filter's lift of a probe fitted on train rows of ``X``."""
         pred = probe_predictions(X, self.regime, self.sp, cfg.eval.probe_c_grid, cfg.eval.seed)
         v = self.sp == VAL
-        return filter_share(accuracy(self.regime[v], pred[v]), self.filter_acc, self.chance)
+        return regime_share(self.regime[v], pred[v], self.filter_pred[v], self.majority)
 
 
 def validation_score(
@@ -299,12 +317,9 @@ def compare_representations(
         yl = cols[:, 0]
         out = {f"dir:{n}": _direction_lift(yl, cols[:, 2 + i]) for i, n in enumerate(names)}
         if latent:
-            yr = cols[:, 1]
-            chance = float(np.mean(yr == majority))
-            acc_f = accuracy(yr, cols[:, -1])
-            base = 2 + len(names)
+            yr, base = cols[:, 1], 2 + len(names)
             for i, n in enumerate(names):
-                out[f"lat:{n}"] = filter_share(accuracy(yr, cols[:, base + i]), acc_f, chance)
+                out[f"lat:{n}"] = regime_share(yr, cols[:, base + i], cols[:, -1], majority)
         for n in names:
             if n == primary:
                 continue
