@@ -3,6 +3,7 @@
 import csv
 
 import numpy as np
+import torch
 
 from marketjepa.config import ModelConfig
 
@@ -52,3 +53,13 @@ def small_model_cfg(**kw) -> ModelConfig:
         predictor_heads=2,
     )
     return ModelConfig(**(base | kw))
+
+
+def assert_aux_term_wired(model, out: dict, key: str, weight: float) -> None:
+    """An additive-convention LeJEPA's ``out["loss"]`` is ``pred + λ·sigreg + weight·out[key]``
+    and the auxiliary term's own gradient reaches the encoder."""
+    base = out["pred"] + model.loss_cfg.lambda_sigreg * out["sigreg"]
+    torch.testing.assert_close(out["loss"], base + weight * out[key])
+    out[key].backward()
+    grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
